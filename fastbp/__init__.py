@@ -1,0 +1,12 @@
+"""fastbp: fast backpropagation for multilayer perceptrons on CPUs."""
+
+from .kernels.activations import ACTIVATIONS
+from .kernels.initializers import INITIALIZERS
+from .kernels.losses import LOSSES
+from .kernels.optimizers import OPTIMIZERS
+from .model import MLP, GradientWarning, InterruptedTrainingWarning
+
+__version__ = "0.1.0"
+
+__all__ = ["MLP", "GradientWarning", "InterruptedTrainingWarning", "ACTIVATIONS",
+           "INITIALIZERS", "LOSSES", "OPTIMIZERS", "__version__"]

@@ -1,0 +1,166 @@
+"""Row-major matrix products: BLAS ``gemm`` for large ones, loops for small ones.
+
+``matmul_inplace`` is the one product every other kernel uses. It computes
+
+    C <- alpha * op(A) @ op(B) + beta * C
+
+for C-contiguous 2-D arrays, where ``op(M)`` is ``M`` or ``M.T``. Large products
+go to the BLAS ``?gemm`` that NumPy-in-Numba also uses (``scipy.linalg.cython_blas``,
+reached through Numba's own ``numba_xxgemm`` helper), so ``alpha`` and ``beta``
+are available: the plain SGD update is a single gemm with ``beta = 1 - lr*l2``
+and ``alpha = -lr``. Products too small for a BLAS call to pay off (online and
+small-batch SGD on small layers) run in hand-written loops that LLVM vectorises.
+"""
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+from numba.np.linalg import ensure_blas
+
+from ..config import jit
+from .dtypes import like
+
+ensure_blas()
+
+#: Below this many multiply-adds (m * n * k) a product runs in loops, not BLAS.
+SMALL_PRODUCT = 16384
+
+
+@intrinsic
+def _xgemm(typingctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Column-major BLAS ``?gemm`` on array data pointers (Fortran argument order)."""
+    if not isinstance(c, types.Array):
+        return None
+    dtype = c.dtype
+    if dtype not in (types.float32, types.float64):
+        return None
+    kind = ord("s" if dtype == types.float32 else "d")
+    sig = types.void(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+    def codegen(context, builder, signature, args):
+        (ta, tb, m_, n_, k_, alpha_, a_, lda_, b_, ldb_, beta_, c_, ldc_) = args
+        argtys = signature.args
+        char = ir.IntType(8)
+        intp = context.get_value_type(types.intp)
+        voidp = cgutils.voidptr_t
+        fnty = ir.FunctionType(
+            ir.IntType(32),
+            [char, char, char, intp, intp, intp, voidp, voidp, intp, voidp, intp,
+             voidp, voidp, intp],
+        )
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+
+        def as_intp(value, ty):
+            return context.cast(builder, value, ty, types.intp)
+
+        def as_char(value, ty):
+            return builder.trunc(as_intp(value, ty), char)
+
+        def data(value, ty):
+            array = context.make_array(ty)(context, builder, value)
+            return builder.bitcast(array.data, voidp)
+
+        def slot(value, ty):
+            ptr = cgutils.alloca_once_value(
+                builder, context.cast(builder, value, ty, dtype))
+            return builder.bitcast(ptr, voidp)
+
+        builder.call(fn, [
+            ir.Constant(char, kind),
+            as_char(ta, argtys[0]), as_char(tb, argtys[1]),
+            as_intp(m_, argtys[2]), as_intp(n_, argtys[3]), as_intp(k_, argtys[4]),
+            slot(alpha_, argtys[5]), data(a_, argtys[6]), as_intp(lda_, argtys[7]),
+            data(b_, argtys[8]), as_intp(ldb_, argtys[9]),
+            slot(beta_, argtys[10]), data(c_, argtys[11]), as_intp(ldc_, argtys[12]),
+        ])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@jit
+def gemm_inplace(trans_a, trans_b, alpha, A, B, beta, C):
+    """Overwrite ``C`` with ``alpha * op(A) @ op(B) + beta * C`` through BLAS.
+
+    Parameters
+    ----------
+    trans_a, trans_b : bool
+        Use ``A.T`` (``B.T``) instead of ``A`` (``B``).
+    alpha, beta : float
+    A : ndarray, shape (m, k), or (k, m) when ``trans_a``; C-contiguous
+    B : ndarray, shape (k, n), or (n, k) when ``trans_b``; C-contiguous
+    C : ndarray, shape (m, n); C-contiguous, written in place
+    """
+    m, n = C.shape
+    k = A.shape[0] if trans_a else A.shape[1]
+    # A row-major matrix is the column-major transpose, so C.T = op(B).T @ op(A).T
+    # is computed by a column-major gemm with the operands swapped.
+    _xgemm(ord("t") if trans_b else ord("n"), ord("t") if trans_a else ord("n"),
+           n, m, k, alpha, B, max(B.shape[1], 1), A, max(A.shape[1], 1),
+           beta, C, max(n, 1))
+
+
+@jit
+def _scale_inplace(beta, C):
+    """Overwrite ``C`` with ``beta * C`` (``beta == 0`` writes zeros, even over NaN)."""
+    flat = C.ravel()
+    if beta == 0.0:
+        flat[:] = 0.0
+    elif beta != 1.0:
+        factor = like(beta, C)
+        for i in range(flat.size):
+            flat[i] *= factor
+
+
+@jit
+def loop_matmul_inplace(trans_a, trans_b, alpha, A, B, beta, C):
+    """``C <- alpha * op(A) @ op(B) + beta * C`` in plain loops (no ``trans_a and trans_b``).
+
+    Shapes as in :func:`gemm_inplace`. Each loop order keeps the innermost loop
+    contiguous so that it vectorises.
+    """
+    m, n = C.shape
+    _scale_inplace(beta, C)
+    scale = like(alpha, C)
+    if trans_a:
+        # C[k, j] += alpha * sum_i A[i, k] * B[i, j]   (weight gradient A.T @ delta)
+        rows = A.shape[0]
+        for i in range(rows):
+            for p in range(m):
+                a = scale * A[i, p]
+                if a != 0.0:
+                    for j in range(n):
+                        C[p, j] += a * B[i, j]
+    elif trans_b:
+        # C[i, p] += scale * sum_j A[i, j] * B[p, j]   (input delta delta @ W.T)
+        inner = A.shape[1]
+        for i in range(m):
+            for p in range(n):
+                s = like(0.0, C)
+                for j in range(inner):
+                    s += A[i, j] * B[p, j]
+                C[i, p] += scale * s
+    else:
+        # C[i, j] += alpha * sum_p A[i, p] * B[p, j]   (forward A @ W)
+        inner = A.shape[1]
+        for i in range(m):
+            for p in range(inner):
+                a = scale * A[i, p]
+                if a != 0.0:
+                    for j in range(n):
+                        C[i, j] += a * B[p, j]
+
+
+@jit
+def matmul_inplace(trans_a, trans_b, alpha, A, B, beta, C):
+    """Overwrite ``C`` with ``alpha * op(A) @ op(B) + beta * C``.
+
+    Shapes as in :func:`gemm_inplace`; BLAS for large products, loops for small.
+    """
+    m, n = C.shape
+    k = A.shape[0] if trans_a else A.shape[1]
+    if m * n * k <= SMALL_PRODUCT and not (trans_a and trans_b):
+        loop_matmul_inplace(trans_a, trans_b, alpha, A, B, beta, C)
+    else:
+        gemm_inplace(trans_a, trans_b, alpha, A, B, beta, C)

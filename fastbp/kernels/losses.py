@@ -1,0 +1,161 @@
+"""Losses with their output activation, fused with the output gradient.
+
+Each loss works on the logits ``Z`` of the last layer (its pre-activations) and
+pairs with a canonical output activation ``g``, for which the gradient of the
+loss with respect to ``Z`` is ``g(Z) - Y``:
+
+================================  ==================  ==================================
+name                              output ``g``        per-sample loss
+================================  ==================  ==================================
+``softmax_cross_entropy``         softmax             ``logsumexp(z) - z[y]``
+``binary_cross_entropy``          logistic            ``sum_j softplus(z_j) - y_j z_j``
+``mse``                           identity            ``0.5 * sum_j (z_j - y_j)**2``
+``poisson``                       exp                 ``sum_j exp(z_j) - y_j z_j + y_j log y_j - y_j``
+================================  ==================  ==================================
+
+All are computed from logits in a numerically stable form (log-sum-exp,
+``softplus(z) = max(z, 0) + log1p(exp(-|z|))``), so no probability is ever
+clipped. Targets ``Y`` are stored in the model's float dtype: for the softmax
+loss, one column holding the integer class index.
+"""
+
+import math
+from typing import NamedTuple
+
+from ..config import jit
+from .activations import logistic, softplus
+from .dtypes import like
+
+
+class Loss(NamedTuple):
+    """One loss: its kernel code and the name of its output activation."""
+
+    code: int
+    output_activation: str
+
+
+LOSSES = {
+    "softmax_cross_entropy": Loss(0, "softmax"),
+    "binary_cross_entropy": Loss(1, "logistic"),
+    "mse": Loss(2, "identity"),
+    "poisson": Loss(3, "exp"),
+}
+
+#: Other accepted spellings.
+ALIASES = {
+    "cross_entropy": "softmax_cross_entropy",
+    "log_loss": "softmax_cross_entropy",
+    "bce": "binary_cross_entropy",
+    "squared_error": "mse",
+}
+
+
+@jit
+def loss_delta_inplace(Z, Y, sw, idx, delta, code):
+    """Sum of weighted per-sample losses; writes the output gradient into ``delta``.
+
+    Parameters
+    ----------
+    Z : ndarray, shape (n, k)
+        Logits of the last layer.
+    Y : ndarray, shape (N, t)
+        Targets of the whole data set: ``t == 1`` class indices for the
+        softmax loss, else ``t == k``.
+    sw : ndarray, shape (N,)
+        Sample weights of the whole data set.
+    idx : ndarray of int64, shape (n,)
+        Row ``i`` of ``Z`` belongs to sample ``idx[i]``.
+    delta : ndarray, shape (n, k)
+        Overwritten with ``sw[s] * (g(Z[i]) - Y[s])``, ``s = idx[i]``: the gradient of
+        ``sum_i sw[i] * loss_i`` with respect to ``Z``.
+    code : int
+        ``LOSSES[name].code``.
+
+    Returns
+    -------
+    float
+        ``sum_i sw[idx[i]] * loss_i``, accumulated in float64.
+    """
+    n, k = Z.shape
+    total = 0.0
+    if code == 0:
+        for i in range(n):
+            row = Z[i]
+            m = row[0]
+            for j in range(1, k):
+                m = max(m, row[j])
+            s = like(0.0, Z)
+            for j in range(k):
+                e = math.exp(row[j] - m)
+                delta[i, j] = e
+                s += e
+            w = sw[idx[i]]
+            target = int(Y[idx[i], 0])
+            total += w * (m + math.log(s) - row[target])
+            scale = w / s
+            for j in range(k):
+                delta[i, j] *= scale
+            delta[i, target] -= w
+    elif code == 1:
+        for i in range(n):
+            w = sw[idx[i]]
+            y_row = Y[idx[i]]
+            acc = 0.0
+            for j in range(k):
+                z = Z[i, j]
+                y = y_row[j]
+                acc += softplus(z) - y * z
+                delta[i, j] = w * (logistic(z) - y)
+            total += w * acc
+    elif code == 2:
+        for i in range(n):
+            w = sw[idx[i]]
+            y_row = Y[idx[i]]
+            acc = 0.0
+            for j in range(k):
+                r = Z[i, j] - y_row[j]
+                acc += r * r
+                delta[i, j] = w * r
+            total += 0.5 * w * acc
+    elif code == 3:
+        for i in range(n):
+            w = sw[idx[i]]
+            y_row = Y[idx[i]]
+            acc = 0.0
+            for j in range(k):
+                z = Z[i, j]
+                y = y_row[j]
+                mu = math.exp(z)
+                acc += mu - y * z - y
+                if y > 0.0:
+                    acc += y * math.log(y)
+                delta[i, j] = w * (mu - y)
+            total += w * acc
+    return total
+
+
+@jit
+def output_activation_inplace(Z, code):
+    """Overwrite logits ``Z`` (shape (n, k)) with the loss's output activation."""
+    n, k = Z.shape
+    if code == 0:
+        for i in range(n):
+            m = Z[i, 0]
+            for j in range(1, k):
+                m = max(m, Z[i, j])
+            s = like(0.0, Z)
+            for j in range(k):
+                e = math.exp(Z[i, j] - m)
+                Z[i, j] = e
+                s += e
+            inv = like(1.0, Z) / s
+            for j in range(k):
+                Z[i, j] *= inv
+    elif code == 1:
+        for i in range(n):
+            for j in range(k):
+                Z[i, j] = logistic(Z[i, j])
+    elif code == 3:
+        for i in range(n):
+            for j in range(k):
+                Z[i, j] = math.exp(Z[i, j])

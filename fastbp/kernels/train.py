@@ -1,0 +1,314 @@
+"""Forward pass, backward pass and whole training epochs over flat buffers.
+
+Data layout (all C-contiguous, all in the model's float dtype):
+
+* ``params``/``grads``, shape (P,): layer ``l`` occupies
+  ``[offsets[l], offsets[l] + n_l * n_{l+1} + n_{l+1})``: its weights ``W_l``
+  (shape ``(n_l, n_{l+1})``, row-major) followed by its bias ``b_l``.
+* ``acts``/``deltas``/``pre``, flat work buffers: layer ``l``'s block of
+  ``rows`` samples starts at ``a_off[l]`` and holds a ``(rows, n_l)`` matrix:
+  activations, gradients of the loss with respect to them, and (for
+  activations whose derivative needs it) pre-activations. Block 0 of ``acts``
+  holds the gathered input batch; the last block holds the logits.
+
+For a batch ``B`` with sample weights ``s`` and ``S = sum(s)``, the loss is
+
+    J = (1/S) sum_i s_i loss(z_i, y_i) + (alpha / 2S) sum_l ||W_l||^2
+
+(scikit-learn's convention), whose gradients are ``dJ/dW_l = (A_l.T @ D_l +
+alpha W_l) / S`` and ``dJ/db_l = sum_i D_l[i] / S`` with ``D_L = s * (g(Z_L) - Y)``
+and ``D_{l-1} = (D_l @ W_l.T) * f'(Z_{l-1})``.
+"""
+
+import math
+
+from ..config import jit
+from .activations import bias_activation_inplace, derivative_inplace
+from .blas import matmul_inplace
+from .dtypes import like
+from .losses import loss_delta_inplace, output_activation_inplace
+from .optimizers import (CLIP_NORM, CLIP_VALUE, L2, LR, MOMENTUM,
+                         finish_gradients_inplace, update_inplace)
+
+SGD_CODE = 0
+
+
+@jit
+def block(buf, offset, rows, cols):
+    """The ``(rows, cols)`` matrix stored at ``buf[offset:]`` (a view)."""
+    return buf[offset:offset + rows * cols].reshape((rows, cols))
+
+
+@jit
+def forward_inplace(A0, params, offsets, sizes, acts, pre, a_off, hidden):
+    """Forward pass: writes every layer's activations into ``acts``.
+
+    Parameters
+    ----------
+    A0 : ndarray, shape (rows, n_0)
+        Input batch.
+    params : ndarray, shape (P,)
+    offsets : ndarray of int64, shape (L,)
+    sizes : ndarray of int64, shape (L + 1,)
+    acts : ndarray, flat
+        Blocks 1..L are overwritten: hidden activations, then the logits.
+    pre : ndarray, flat
+        Empty, or (for activations whose derivative reads ``z``) blocks 1..L-1
+        are overwritten with the pre-activations.
+    a_off : ndarray of int64, shape (L + 2,)
+        Block offsets; ``a_off[L + 1]`` is the end of the last block.
+    hidden : int
+        Activation code of the hidden layers (the output layer is linear).
+    """
+    rows = A0.shape[0]
+    keep_input = pre.size > 0
+    n_layers = sizes.size - 1
+    A = A0
+    for layer in range(n_layers):
+        n_in = sizes[layer]
+        n_out = sizes[layer + 1]
+        W = block(params, offsets[layer], n_in, n_out)
+        b = params[offsets[layer] + n_in * n_out:offsets[layer] + n_in * n_out + n_out]
+        Z = block(acts, a_off[layer + 1], rows, n_out)
+        matmul_inplace(False, False, 1.0, A, W, 0.0, Z)
+        if layer < n_layers - 1:
+            P = block(pre, a_off[layer + 1], rows, n_out) if keep_input else Z
+            bias_activation_inplace(Z, b, hidden, P, keep_input)
+        else:
+            bias_activation_inplace(Z, b, 0, Z, False)
+        A = Z
+
+
+@jit
+def backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off,
+                     hidden, inv_sw, fused, lr, l2, colsum):
+    """Backward pass from the output gradient in the last block of ``deltas``.
+
+    For each layer, from the top: the input delta ``D_{l-1}`` (with the
+    activation derivative fused in) is computed from ``W_l`` first, then either
+
+    * ``fused``: plain SGD in place, ``W_l <- (1 - lr*l2*inv_sw) W_l -
+      lr*inv_sw A_l.T @ D_l`` as one gemm, and ``b_l -= lr*inv_sw sum_i D_l[i]``;
+    * otherwise: ``grads`` gets ``A_l.T @ D_l * inv_sw`` and ``sum_i D_l[i] * inv_sw``
+      (the L2 term is added later by ``finish_gradients_inplace``).
+
+    Parameters
+    ----------
+    A0 : ndarray, shape (rows, n_0)
+    params, grads : ndarray, shape (P,)
+    offsets, sizes, acts, pre, a_off, hidden : as in :func:`forward_inplace`
+    deltas : ndarray, flat
+        Blocks 1..L-1 are overwritten.
+    inv_sw : float
+        ``1 / S``.
+    fused : bool
+    lr, l2 : float
+        Learning rate and ``alpha``, used when ``fused``.
+    colsum : ndarray, shape (>= max(sizes),)
+        Scratch space.
+    """
+    rows = A0.shape[0]
+    n_layers = sizes.size - 1
+    for layer in range(n_layers - 1, -1, -1):
+        n_in = sizes[layer]
+        n_out = sizes[layer + 1]
+        start = offsets[layer]
+        A = A0 if layer == 0 else block(acts, a_off[layer], rows, n_in)
+        D = block(deltas, a_off[layer + 1], rows, n_out)
+        W = block(params, start, n_in, n_out)
+        if layer > 0:
+            D_prev = block(deltas, a_off[layer], rows, n_in)
+            matmul_inplace(False, True, 1.0, D, W, 0.0, D_prev)
+            P = block(pre, a_off[layer], rows, n_in) if pre.size > 0 else A
+            derivative_inplace(D_prev, A, P, hidden)
+        # column sums of D: the bias gradient times S
+        s = colsum[:n_out]
+        s[:] = 0.0
+        for i in range(rows):
+            for j in range(n_out):
+                s[j] += D[i, j]
+        if fused:
+            step = lr * inv_sw
+            matmul_inplace(True, False, -step, A, D, 1.0 - step * l2, W)
+            b = params[start + n_in * n_out:start + n_in * n_out + n_out]
+            c = like(step, b)
+            for j in range(n_out):
+                b[j] -= c * s[j]
+        else:
+            matmul_inplace(True, False, inv_sw, A, D, 0.0,
+                           block(grads, start, n_in, n_out))
+            gb = grads[start + n_in * n_out:start + n_in * n_out + n_out]
+            c = like(inv_sw, gb)
+            for j in range(n_out):
+                gb[j] = c * s[j]
+
+
+@jit
+def sum_squared_weights(params, offsets, sizes):
+    """``sum_l ||W_l||^2`` (biases excluded), in float64."""
+    total = 0.0
+    for layer in range(sizes.size - 1):
+        start = offsets[layer]
+        for i in range(start, start + sizes[layer] * sizes[layer + 1]):
+            total += params[i] * params[i]
+    return total
+
+
+@jit
+def gather_rows_inplace(X, idx, out):
+    """``out[i] = X[idx[i]]`` for ``out`` of shape (len(idx), n_features)."""
+    for i in range(idx.size):
+        out[i, :] = X[idx[i]]
+
+
+@jit
+def batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes, acts, deltas, pre,
+                         a_off, hidden, loss_code, alpha):
+    """Forward pass and output gradient of one batch.
+
+    Returns
+    -------
+    loss : float
+        The batch loss ``J`` (mean weighted loss plus the L2 term).
+    sw_sum : float
+        ``S``, the sum of the batch's sample weights.
+    """
+    rows = A0.shape[0]
+    forward_inplace(A0, params, offsets, sizes, acts, pre, a_off, hidden)
+    L = sizes.size - 1
+    data_loss = loss_delta_inplace(block(acts, a_off[L], rows, sizes[L]), Y, sw, idx,
+                                   block(deltas, a_off[L], rows, sizes[L]), loss_code)
+    sw_sum = 0.0
+    for i in range(rows):
+        sw_sum += sw[idx[i]]
+    loss = data_loss / sw_sum
+    if alpha > 0.0:
+        loss += 0.5 * alpha * sum_squared_weights(params, offsets, sizes) / sw_sum
+    return loss, sw_sum
+
+
+@jit
+def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, state2,
+                        step, offsets, sizes, acts, deltas, pre, a_off, colsum,
+                        hidden, loss_code, opt_code, hyper, norms):
+    """One epoch of mini-batch training, in place.
+
+    Batches are ``order[k*batch_size:(k+1)*batch_size]``; the last may be
+    shorter and is averaged over its own weight. Each step: forward, loss,
+    backward, update. The gradient norms are measured on the first batch.
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, n_0)
+    Y : ndarray, shape (N, t)
+    sw : ndarray, shape (N,)
+    order : ndarray of int64, shape (n,)
+        Sample indices in visiting order (a permutation, or any subset).
+    batch_size : int
+    params, grads, state1, state2 : flat buffers (see ``optimizers``)
+    step : ndarray of int64, shape (1,)
+        Optimizer step counter, incremented per update.
+    offsets, sizes, acts, deltas, pre, a_off, colsum : see module docstring;
+        the work buffers hold ``batch_size`` rows per block.
+    hidden, loss_code, opt_code : int
+    hyper : ndarray of float64
+        See ``optimizers.hyperparameters``.
+    norms : ndarray of float64, shape (L,)
+        Overwritten with per-layer gradient norms of the first batch.
+
+    Returns
+    -------
+    mean_loss : float
+        ``sum_k J_k * rows_k / n`` over the batches run (scikit-learn's epoch loss).
+    n_done : int
+        Batches completed. Less than the number of batches when a batch loss
+        was not finite: that batch was not applied and the epoch stopped.
+    """
+    n = order.size
+    n0 = sizes[0]
+    alpha = hyper[L2]
+    lr = hyper[LR]
+    clip_norm = hyper[CLIP_NORM]
+    clip_value = hyper[CLIP_VALUE]
+    plain_sgd = opt_code == SGD_CODE and hyper[MOMENTUM] == 0.0 and clip_norm == 0.0 \
+        and clip_value == 0.0
+    n_batches = (n + batch_size - 1) // batch_size
+    total = 0.0
+    for k in range(n_batches):
+        lo = k * batch_size
+        rows = min(batch_size, n - lo)
+        idx = order[lo:lo + rows]
+        A0 = block(acts, 0, rows, n0)
+        gather_rows_inplace(X, idx, A0)
+        loss, sw_sum = batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes, acts,
+                                            deltas, pre, a_off, hidden, loss_code,
+                                            alpha)
+        if not math.isfinite(loss):
+            return total / n, k
+        total += loss * rows
+        if sw_sum <= 0.0:
+            continue
+        measure = k == 0
+        fused = plain_sgd and not measure
+        backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off,
+                         hidden, 1.0 / sw_sum, fused, lr, alpha, colsum)
+        step[0] += 1
+        if not fused:
+            sq = finish_gradients_inplace(grads, params, offsets, sizes, alpha / sw_sum,
+                                          clip_value, norms, measure)
+            scale = 1.0
+            if clip_norm > 0.0 and sq > clip_norm * clip_norm:
+                scale = clip_norm / math.sqrt(sq)
+            update_inplace(params, grads, state1, state2, opt_code, hyper, step[0], scale)
+    return total / n, n_batches
+
+
+@jit
+def loss_grad_inplace(X, Y, sw, idx, params, grads, offsets, sizes, acts, deltas, pre,
+                      a_off, colsum, hidden, loss_code, alpha, norms):
+    """Loss and full gradient on the samples ``idx`` as one batch; ``params`` unchanged.
+
+    ``grads`` is overwritten with ``dJ/dparams`` (L2 term included) and
+    ``norms`` with the per-layer gradient norms. Work buffers hold
+    ``len(idx)`` rows per block. Returns ``J``.
+    """
+    rows = idx.size
+    A0 = block(acts, 0, rows, sizes[0])
+    gather_rows_inplace(X, idx, A0)
+    loss, sw_sum = batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes, acts,
+                                        deltas, pre, a_off, hidden, loss_code, alpha)
+    backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off,
+                     hidden, 1.0 / sw_sum, False, 0.0, alpha, colsum)
+    finish_gradients_inplace(grads, params, offsets, sizes, alpha / sw_sum, 0.0, norms,
+                             True)
+    return loss
+
+
+@jit
+def predict_inplace(X, params, offsets, sizes, acts, pre, a_off, hidden, output_code,
+                    out):
+    """Outputs of the network for every row of ``X``, in chunks.
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, n_0)
+    acts : ndarray, flat
+        Work buffer whose blocks 1..L hold ``chunk`` rows each (block 0, the
+        input, is not used: ``a_off[0] == a_off[1]``).
+    pre : ndarray, flat, empty
+        No pre-activations are kept.
+    output_code : int
+        Loss code whose output activation is applied, or -1 for raw logits.
+    out : ndarray, shape (N, n_L)
+        Overwritten with the outputs.
+    """
+    N = X.shape[0]
+    L = sizes.size - 1
+    chunk = (a_off[L + 1] - a_off[L]) // sizes[L]
+    for lo in range(0, N, chunk):
+        rows = min(chunk, N - lo)
+        forward_inplace(X[lo:lo + rows], params, offsets, sizes, acts, pre, a_off, hidden)
+        Z = block(acts, a_off[L], rows, sizes[L])
+        if output_code >= 0:
+            output_activation_inplace(Z, output_code)
+        out[lo:lo + rows] = Z
