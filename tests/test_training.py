@@ -1,0 +1,154 @@
+"""Steps and epochs of every optimizer against the NumPy reference."""
+
+import numpy as np
+import pytest
+
+import fastbp
+
+from . import reference
+from .conftest import make_targets, net_from_layers
+
+OPTIMIZER_SETTINGS = {
+    "sgd": dict(optimizer="sgd", momentum=0.0),
+    "momentum": dict(optimizer="sgd", momentum=0.9),
+    "nesterov": dict(optimizer="sgd", momentum=0.8, nesterov=True),
+    "adam": dict(optimizer="adam", beta1=0.85, beta2=0.99, epsilon=1e-7),
+}
+
+
+def reference_optimizer(settings, lr):
+    settings = dict(settings)
+    name = settings.pop("optimizer")
+    return reference.Optimizer(name, lr, **settings)
+
+
+def assert_same_layers(net, layers, rtol=1e-10, atol=1e-12):
+    for (W, b), coef, intercept in zip(layers, net.coefs_, net.intercepts_):
+        np.testing.assert_allclose(coef, W, rtol=rtol, atol=atol)
+        np.testing.assert_allclose(intercept, b, rtol=rtol, atol=atol)
+
+
+def run_both(sizes, activation, loss, settings, batch_size, n, rng, epochs=1, lr=0.05,
+             alpha=0.0, clip_value=None, clip_norm=None, sw=None):
+    layers = reference.random_layers(sizes, rng, scale=0.4)
+    X = rng.standard_normal((n, sizes[0]))
+    y = make_targets(loss, n, sizes[-1], rng)
+    net = net_from_layers(layers, activation, loss)
+    net.fit(X, y, epochs=epochs, batch_size=batch_size, lr=lr, alpha=alpha,
+            clip_value=clip_value, clip_norm=clip_norm, shuffle=False, sample_weight=sw,
+            warm_start=True, **settings)
+    opt = reference_optimizer(settings, lr)
+    losses = [reference.train_epoch(layers, X, y, activation, loss, opt, batch_size,
+                                    alpha=alpha, sw=sw, clip_value=clip_value,
+                                    clip_norm=clip_norm) for _ in range(epochs)]
+    return net, layers, losses
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZER_SETTINGS))
+def test_one_step_every_optimizer(name, rng):
+    # batch_size = n: one step of batch gradient descent
+    net, layers, losses = run_both([5, 6, 3], "tanh", "softmax_cross_entropy",
+                                   OPTIMIZER_SETTINGS[name], batch_size=8, n=8, rng=rng,
+                                   alpha=0.1)
+    assert_same_layers(net, layers)
+    assert net.history_["loss"][0] == pytest.approx(losses[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZER_SETTINGS))
+@pytest.mark.parametrize("loss", sorted(fastbp.LOSSES))
+def test_epochs_every_optimizer_and_loss(name, loss, rng):
+    net, layers, losses = run_both([4, 7, 5, 3], "relu", loss, OPTIMIZER_SETTINGS[name],
+                                   batch_size=4, n=18, rng=rng, epochs=3, lr=0.02,
+                                   alpha=0.05)
+    assert_same_layers(net, layers)
+    np.testing.assert_allclose(net.history_["loss"], losses, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZER_SETTINGS))
+@pytest.mark.parametrize("clip", [dict(clip_value=0.05), dict(clip_norm=0.1),
+                                  dict(clip_value=0.05, clip_norm=0.08)])
+def test_clipping(name, clip, rng):
+    net, layers, losses = run_both([4, 6, 3], "logistic", "softmax_cross_entropy",
+                                   OPTIMIZER_SETTINGS[name], batch_size=5, n=12, rng=rng,
+                                   epochs=2, lr=0.1, alpha=0.01, **clip)
+    assert_same_layers(net, layers)
+    np.testing.assert_allclose(net.history_["loss"], losses, rtol=1e-10)
+
+
+def test_clipping_changes_the_result(rng):
+    """Guard against clipping silently doing nothing."""
+    settings = OPTIMIZER_SETTINGS["sgd"]
+    state = rng.bit_generator.state
+    clipped, _, _ = run_both([4, 6, 3], "tanh", "mse", settings, 5, 12, rng,
+                             clip_norm=1e-3)
+    rng.bit_generator.state = state
+    free, _, _ = run_both([4, 6, 3], "tanh", "mse", settings, 5, 12, rng)
+    assert np.abs(clipped.params_ - free.params_).max() > 1e-3
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 7, 20, 64])
+def test_batch_stochastic_minibatch_modes(batch_size, rng):
+    """n = 20: stochastic, uneven mini-batches (7 -> 7, 7, 6), exact, larger than n."""
+    net, layers, losses = run_both([3, 5, 2], "elu", "mse", OPTIMIZER_SETTINGS["momentum"],
+                                   batch_size=batch_size, n=20, rng=rng, epochs=2,
+                                   lr=0.01)
+    assert_same_layers(net, layers)
+    np.testing.assert_allclose(net.history_["loss"], losses, rtol=1e-10)
+
+
+def test_blas_sized_layers_fused_update(rng):
+    """Products big enough for BLAS: the fused gemm SGD update, every batch but the first."""
+    net, layers, losses = run_both([48, 64, 40, 4], "relu", "softmax_cross_entropy",
+                                   OPTIMIZER_SETTINGS["sgd"], batch_size=16, n=70,
+                                   rng=rng, epochs=2, lr=0.05, alpha=0.2)
+    assert_same_layers(net, layers, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(net.history_["loss"], losses, rtol=1e-10)
+
+
+def test_sample_weight_epoch(rng):
+    sw = rng.random(15) * 2
+    net, layers, losses = run_both([3, 4, 3], "gelu", "softmax_cross_entropy",
+                                   OPTIMIZER_SETTINGS["adam"], batch_size=4, n=15,
+                                   rng=rng, epochs=2, alpha=0.1, sw=sw)
+    assert_same_layers(net, layers)
+    np.testing.assert_allclose(net.history_["loss"], losses, rtol=1e-10)
+
+
+def test_float32_follows_float64(rng):
+    sizes = [8, 16, 4]
+    layers = reference.random_layers(sizes, rng, scale=0.3)
+    X = rng.standard_normal((64, 8))
+    y = make_targets("softmax_cross_entropy", 64, 4, rng)
+    nets = {}
+    for dtype in ("float32", "float64"):
+        nets[dtype] = net_from_layers(layers, "tanh", "softmax_cross_entropy", dtype)
+        nets[dtype].fit(X, y, epochs=3, batch_size=8, lr=0.05, shuffle=False,
+                        warm_start=True)
+    assert nets["float32"].params_.dtype == np.float32
+    assert nets["float32"].predict_proba(X).dtype == np.float32
+    np.testing.assert_allclose(nets["float32"].params_, nets["float64"].params_,
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(nets["float32"].history_["loss"],
+                               nets["float64"].history_["loss"], rtol=1e-5)
+
+
+def test_predict_matches_reference(rng):
+    for loss in sorted(fastbp.LOSSES):
+        layers = reference.random_layers([5, 9, 3], rng)
+        X = rng.standard_normal((11, 5))
+        net = net_from_layers(layers, "softplus", loss)
+        expected = reference.predict_outputs(layers, X, "softplus", loss)
+        if loss in ("softmax_cross_entropy", "binary_cross_entropy"):
+            np.testing.assert_allclose(net.predict_proba(X), expected, rtol=1e-12)
+        else:
+            np.testing.assert_allclose(net.predict(X), expected, rtol=1e-12)
+
+
+def test_predict_in_several_chunks(rng, monkeypatch):
+    import fastbp.model
+    monkeypatch.setattr(fastbp.model, "PREDICT_CHUNK", 7)
+    layers = reference.random_layers([5, 9, 3], rng)
+    X = rng.standard_normal((30, 5))
+    net = net_from_layers(layers, "relu", "softmax_cross_entropy")
+    expected = reference.predict_outputs(layers, X, "relu", "softmax_cross_entropy")
+    np.testing.assert_allclose(net.predict_proba(X), expected, rtol=1e-12)
