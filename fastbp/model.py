@@ -117,8 +117,9 @@ class _TrainState:
             self.rows = rows
         return self
 
-    def save(self, params):
-        """Copy parameters and optimizer state aside (start of an epoch)."""
+    def save(self, params, rng):
+        """Copy parameters, optimizer state and shuffling state aside (start of an epoch)."""
+        self._rng_state = rng.bit_generator.state
         arrays = (params, self.state1, self.state2, self.step)
         if self._snapshot is None:
             self._snapshot = tuple(a.copy() for a in arrays)
@@ -126,8 +127,11 @@ class _TrainState:
             for saved, a in zip(self._snapshot, arrays):
                 np.copyto(saved, a)
 
-    def restore(self, params):
-        """Put back what :meth:`save` copied."""
+    def restore(self, params, rng):
+        """Put back what :meth:`save` copied (nothing if nothing was saved yet)."""
+        if self._snapshot is None:
+            return
+        rng.bit_generator.state = self._rng_state
         for saved, a in zip(self._snapshot, (params, self.state1, self.state2, self.step)):
             np.copyto(a, saved)
 
@@ -453,7 +457,7 @@ class MLP:
                     self._epoch(data, val, verbose)
                     completed += 1
         except KeyboardInterrupt:
-            self._state.restore(self.params_)
+            self._state.restore(self.params_, self._rng)
             warnings.warn(
                 f"Training interrupted after {completed} of {epochs} epoch(s); the model "
                 f"keeps the weights of its last completed epoch and can be used or "
@@ -467,8 +471,8 @@ class MLP:
         config = state.config
         batch_size = min(config.batch_size, data.n)
         state.buffers(self, batch_size)
+        state.save(self.params_, self._rng)
         order = self._rng.permutation(data.n) if config.shuffle else data.order
-        state.save(self.params_)
         start = time.perf_counter()
         loss, n_done = train_epoch_inplace(
             data.X, data.Y, data.sw, order, batch_size, self.params_, state.grads,
@@ -481,7 +485,7 @@ class MLP:
         elapsed = time.perf_counter() - start
         n_batches = -(-data.n // batch_size)
         if n_done < n_batches:
-            state.restore(self.params_)
+            state.restore(self.params_, self._rng)
             epoch = len(self.history_["loss"]) + 1
             raise FloatingPointError(
                 f"The loss became non-finite at epoch {epoch}, batch {n_done + 1}; "

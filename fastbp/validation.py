@@ -105,7 +105,8 @@ def check_features(X, dtype, n_features=None, name="X"):
         raise ValueError(f"{name} has {array.shape[1]} features, but the model "
                          f"expects {n_features}.")
     check_finite(name, array)
-    out = np.ascontiguousarray(array, dtype=dtype)
+    with np.errstate(over="ignore"):  # values too large for dtype become inf, caught below
+        out = np.ascontiguousarray(array, dtype=dtype)
     if out.dtype.byteorder not in "=|":
         out = out.astype(out.dtype.newbyteorder("="))
     if out.dtype.kind == "f":
