@@ -226,8 +226,9 @@ def _train(args):
             "interrupted": result.interrupted, "n_train": int(X_train.shape[0]),
             "validation_fraction": fraction, "seed": args.seed,
             "config": dataclasses.asdict(config), "seconds": result.seconds,
-            "samples_per_sec": (X_train.shape[0] * result.epochs / result.seconds
-                                if result.seconds > 0 else None)},
+            "samples_per_sec": _rate(X_train.shape[0] * result.epochs, result.seconds),
+            "pass_samples_per_sec": _rate(X_train.shape[0] * result.epochs,
+                                          sum(net.history_["epoch_time"]))},
         "score": {"name": score_name, "on": scored[2], "n": int(scored[0].shape[0]),
                   "value": net.score(scored[0], scored[1])},
     }
@@ -242,6 +243,10 @@ def _train(args):
         rows.append(("plot", f"saved to {args.plot}"))
     _print_rows(rows)
     return 130 if result.interrupted else 0
+
+
+def _rate(samples, seconds):
+    return samples / seconds if seconds > 0 else None
 
 
 def _encode_targets(data, loss):
@@ -352,9 +357,13 @@ def describe(net, info):
             epochs += f" (interrupted, of {training['epochs_requested']})"
         rows.append(("training", f"{epochs} of {_optimizer(training['config'])} on "
                                  f"{training['n_train']:,} samples"))
-        speed = training.get("samples_per_sec")
-        rows.append(("time", f"{training['seconds']:.2f} s"
-                             + (f" ({speed:,.0f} samples/s)" if speed else "")))
+        text = f"{training['seconds']:.2f} s"
+        if training.get("samples_per_sec"):
+            text += f", {training['samples_per_sec']:,.0f} samples/s"
+            if training.get("pass_samples_per_sec"):
+                text += (f" ({training['pass_samples_per_sec']:,.0f} in the training "
+                         "passes alone)")
+        rows.append(("time", text))
     history = net.history_
     if history.get("loss"):
         text = f"{history['loss'][-1]:.4f} after epoch {len(history['loss'])}"
