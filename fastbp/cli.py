@@ -190,6 +190,7 @@ def _train(args):
                          alpha=args.alpha, momentum=args.momentum,
                          clip_norm=args.clip_norm, clip_value=args.clip_value).checked()
     epochs = v.check_int("--epochs", args.epochs, low=1)
+    v.check_int("--seed", args.seed, low=0)
     fraction = v.check_float("--validation-fraction", args.validation_fraction, low=0.0,
                              high=1.0, high_open=True)
 
@@ -216,7 +217,7 @@ def _train(args):
               "the weights of the last completed epoch", file=sys.stderr)
 
     scored = (X_val, y_val, "held-out") if X_val is not None \
-        else (X_train, y_train, "training")
+        else (X_train, y_train, "train set")
     info = {
         "data": data.name, "n_samples": int(data.X.shape[0]),
         "n_features": int(data.X.shape[1]), "features": data.feature_names,
@@ -259,7 +260,7 @@ def _encode_targets(data, loss):
         classes, codes = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(f"The targets of {data.name} hold a single class "
-                             f"({classes[0]!r}); classification needs at least two.")
+                             f"({classes[0].item()!r}); classification needs at least two.")
         if loss == "binary_cross_entropy" and len(classes) != 2:
             raise ValueError(f"binary_cross_entropy with one label per sample needs two "
                              f"classes; {data.name} has {len(classes)}. Use "
