@@ -12,7 +12,7 @@ import numpy as np
 
 from . import validation as v
 from .kernels import activations, initializers, losses, optimizers
-from .kernels.train import (loss_grad_inplace, predict_inplace,
+from .kernels.train import (loss_grad_inplace, predict_inplace, scratch_size,
                             train_epoch_inplace)
 from .layout import block_offsets, layer_views, parameter_offsets
 from .threads import thread_limits
@@ -102,7 +102,7 @@ class _TrainState:
         self.state2 = np.zeros(n_params if n_state >= 2 else 0, dtype=dtype)
         self.step = np.zeros(1, dtype=np.int64)
         self.norms = np.zeros(len(model.layer_sizes) - 1)
-        self.colsum = np.zeros(max(model.layer_sizes), dtype=dtype)
+        self.scratch = np.zeros(scratch_size(model.layer_sizes), dtype=dtype)
         self.rows = 0
         self._snapshot = None
 
@@ -477,7 +477,7 @@ class MLP:
         loss, n_done = train_epoch_inplace(
             data.X, data.Y, data.sw, order, batch_size, self.params_, state.grads,
             state.state1, state.state2, state.step, self._offsets, self._sizes,
-            state.acts, state.deltas, state.pre, state.a_off, state.colsum,
+            state.acts, state.deltas, state.pre, state.a_off, state.scratch,
             activations.ACTIVATIONS[self.activation].code,
             losses.LOSSES[self.loss].code,
             optimizers.OPTIMIZERS[config.optimizer].code,
@@ -603,7 +603,7 @@ class MLP:
                 self._offsets, self._sizes, np.empty(size, dtype=self.dtype),
                 np.empty(size, dtype=self.dtype),
                 np.empty(size if self._keeps_input else 0, dtype=self.dtype), a_off,
-                np.empty(max(self.layer_sizes), dtype=self.dtype),
+                np.empty(scratch_size(self.layer_sizes), dtype=self.dtype),
                 activations.ACTIVATIONS[self.activation].code,
                 losses.LOSSES[self.loss].code, alpha, norms)
 

@@ -150,18 +150,24 @@ ALIASES = {"sigmoid": "logistic", "linear": "identity"}
 # --- array kernels ---------------------------------------------------------------
 
 @jit(inline="always")
-def _bias_activation_loop(Z, b, P, keep_input, f):
+def _bias_activation_loop(Z, b, f):
     rows, cols = Z.shape
     for i in range(rows):
         for j in range(cols):
-            z = Z[i, j] + b[j]
-            if keep_input:
-                P[i, j] = z
-            Z[i, j] = f(z)
+            Z[i, j] = f(Z[i, j] + b[j])
 
 
 @jit
-def bias_activation_inplace(Z, b, code, P, keep_input):
+def add_bias_inplace(Z, b):
+    """``Z += b`` row by row; ``Z`` of shape (n, m), ``b`` of shape (m,)."""
+    rows, cols = Z.shape
+    for i in range(rows):
+        for j in range(cols):
+            Z[i, j] += b[j]
+
+
+@jit
+def bias_activation_inplace(Z, b, code, P):
     """Overwrite ``Z`` with ``f(Z + b)``, in one pass.
 
     Parameters
@@ -172,26 +178,31 @@ def bias_activation_inplace(Z, b, code, P, keep_input):
         Bias.
     code : int
         ``ACTIVATIONS[name].code``.
-    P : ndarray, shape (n, m)
-        Written with the pre-activations ``Z + b`` when ``keep_input``.
-    keep_input : bool
+    P : ndarray, shape (n, m) or empty
+        If not empty, first overwritten with the pre-activations ``Z + b``
+        (in a pass of its own, so that the usual case keeps a branch-free loop).
     """
+    if P.size > 0:
+        rows, cols = Z.shape
+        for i in range(rows):
+            for j in range(cols):
+                P[i, j] = Z[i, j] + b[j]
     if code == 0:
-        _bias_activation_loop(Z, b, P, keep_input, identity)
+        _bias_activation_loop(Z, b, identity)
     elif code == 1:
-        _bias_activation_loop(Z, b, P, keep_input, relu)
+        _bias_activation_loop(Z, b, relu)
     elif code == 2:
-        _bias_activation_loop(Z, b, P, keep_input, leaky_relu)
+        _bias_activation_loop(Z, b, leaky_relu)
     elif code == 3:
-        _bias_activation_loop(Z, b, P, keep_input, logistic)
+        _bias_activation_loop(Z, b, logistic)
     elif code == 4:
-        _bias_activation_loop(Z, b, P, keep_input, tanh)
+        _bias_activation_loop(Z, b, tanh)
     elif code == 5:
-        _bias_activation_loop(Z, b, P, keep_input, elu)
+        _bias_activation_loop(Z, b, elu)
     elif code == 6:
-        _bias_activation_loop(Z, b, P, keep_input, softplus)
+        _bias_activation_loop(Z, b, softplus)
     elif code == 7:
-        _bias_activation_loop(Z, b, P, keep_input, gelu)
+        _bias_activation_loop(Z, b, gelu)
 
 
 @jit(inline="always")

@@ -80,18 +80,17 @@ def loss_delta_inplace(Z, Y, sw, idx, delta, code):
     total = 0.0
     if code == 0:
         for i in range(n):
-            row = Z[i]
-            m = row[0]
+            m = Z[i, 0]
             for j in range(1, k):
-                m = max(m, row[j])
+                m = max(m, Z[i, j])
             s = like(0.0, Z)
             for j in range(k):
-                e = math.exp(row[j] - m)
+                e = math.exp(Z[i, j] - m)
                 delta[i, j] = e
                 s += e
             w = sw[idx[i]]
             target = int(Y[idx[i], 0])
-            total += w * (m + math.log(s) - row[target])
+            total += w * (m + math.log(s) - Z[i, target])
             scale = w / s
             for j in range(k):
                 delta[i, j] *= scale
@@ -99,32 +98,32 @@ def loss_delta_inplace(Z, Y, sw, idx, delta, code):
     elif code == 1:
         for i in range(n):
             w = sw[idx[i]]
-            y_row = Y[idx[i]]
+            row = idx[i]
             acc = 0.0
             for j in range(k):
                 z = Z[i, j]
-                y = y_row[j]
+                y = Y[row, j]
                 acc += softplus(z) - y * z
                 delta[i, j] = w * (logistic(z) - y)
             total += w * acc
     elif code == 2:
         for i in range(n):
             w = sw[idx[i]]
-            y_row = Y[idx[i]]
+            row = idx[i]
             acc = 0.0
             for j in range(k):
-                r = Z[i, j] - y_row[j]
-                acc += r * r
-                delta[i, j] = w * r
+                residual = Z[i, j] - Y[row, j]
+                acc += residual * residual
+                delta[i, j] = w * residual
             total += 0.5 * w * acc
     elif code == 3:
         for i in range(n):
             w = sw[idx[i]]
-            y_row = Y[idx[i]]
+            row = idx[i]
             acc = 0.0
             for j in range(k):
                 z = Z[i, j]
-                y = y_row[j]
+                y = Y[row, j]
                 mu = math.exp(z)
                 acc += mu - y * z - y
                 if y > 0.0:

@@ -23,20 +23,20 @@ and ``D_{l-1} = (D_l @ W_l.T) * f'(Z_{l-1})``.
 import math
 
 from ..config import jit
-from .activations import bias_activation_inplace, derivative_inplace
+from .activations import add_bias_inplace, bias_activation_inplace, derivative_inplace
 from .blas import matmul_inplace
 from .dtypes import like
 from .losses import loss_delta_inplace, output_activation_inplace
+from .views import block, segment
 from .optimizers import (CLIP_NORM, CLIP_VALUE, L2, LR, MOMENTUM,
                          finish_gradients_inplace, update_inplace)
 
 SGD_CODE = 0
 
 
-@jit
-def block(buf, offset, rows, cols):
-    """The ``(rows, cols)`` matrix stored at ``buf[offset:]`` (a view)."""
-    return buf[offset:offset + rows * cols].reshape((rows, cols))
+def scratch_size(sizes):
+    """Length of the ``scratch`` buffer the kernels need for layer widths ``sizes``."""
+    return max(sizes)
 
 
 @jit
@@ -68,20 +68,21 @@ def forward_inplace(A0, params, offsets, sizes, acts, pre, a_off, hidden):
         n_in = sizes[layer]
         n_out = sizes[layer + 1]
         W = block(params, offsets[layer], n_in, n_out)
-        b = params[offsets[layer] + n_in * n_out:offsets[layer] + n_in * n_out + n_out]
+        b = segment(params, offsets[layer] + n_in * n_out, n_out)
         Z = block(acts, a_off[layer + 1], rows, n_out)
         matmul_inplace(False, False, 1.0, A, W, 0.0, Z)
-        if layer < n_layers - 1:
-            P = block(pre, a_off[layer + 1], rows, n_out) if keep_input else Z
-            bias_activation_inplace(Z, b, hidden, P, keep_input)
+        if layer == n_layers - 1:
+            add_bias_inplace(Z, b)
         else:
-            bias_activation_inplace(Z, b, 0, Z, False)
+            rows_kept = rows if keep_input else 0
+            bias_activation_inplace(Z, b, hidden,
+                                    block(pre, a_off[layer + 1], rows_kept, n_out))
         A = Z
 
 
 @jit
 def backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off,
-                     hidden, inv_sw, fused, lr, l2, colsum):
+                     hidden, inv_sw, fused, lr, l2, scratch):
     """Backward pass from the output gradient in the last block of ``deltas``.
 
     For each layer, from the top: the input delta ``D_{l-1}`` (with the
@@ -104,8 +105,8 @@ def backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off
     fused : bool
     lr, l2 : float
         Learning rate and ``alpha``, used when ``fused``.
-    colsum : ndarray, shape (>= max(sizes),)
-        Scratch space.
+    scratch : ndarray, shape (max(sizes),)
+        Scratch space for the column sums of ``D_l``.
     """
     rows = A0.shape[0]
     n_layers = sizes.size - 1
@@ -122,7 +123,7 @@ def backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off
             P = block(pre, a_off[layer], rows, n_in) if pre.size > 0 else A
             derivative_inplace(D_prev, A, P, hidden)
         # column sums of D: the bias gradient times S
-        s = colsum[:n_out]
+        s = segment(scratch, 0, n_out)
         s[:] = 0.0
         for i in range(rows):
             for j in range(n_out):
@@ -130,14 +131,13 @@ def backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off
         if fused:
             step = lr * inv_sw
             matmul_inplace(True, False, -step, A, D, 1.0 - step * l2, W)
-            b = params[start + n_in * n_out:start + n_in * n_out + n_out]
+            b = segment(params, start + n_in * n_out, n_out)
             c = like(step, b)
             for j in range(n_out):
                 b[j] -= c * s[j]
         else:
-            matmul_inplace(True, False, inv_sw, A, D, 0.0,
-                           block(grads, start, n_in, n_out))
-            gb = grads[start + n_in * n_out:start + n_in * n_out + n_out]
+            matmul_inplace(True, False, inv_sw, A, D, 0.0, block(grads, start, n_in, n_out))
+            gb = segment(grads, start + n_in * n_out, n_out)
             c = like(inv_sw, gb)
             for j in range(n_out):
                 gb[j] = c * s[j]
@@ -157,8 +157,11 @@ def sum_squared_weights(params, offsets, sizes):
 @jit
 def gather_rows_inplace(X, idx, out):
     """``out[i] = X[idx[i]]`` for ``out`` of shape (len(idx), n_features)."""
+    n = X.shape[1]
     for i in range(idx.size):
-        out[i, :] = X[idx[i]]
+        k = idx[i]
+        for j in range(n):
+            out[i, j] = X[k, j]
 
 
 @jit
@@ -189,7 +192,7 @@ def batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes, acts, deltas, p
 
 @jit
 def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, state2,
-                        step, offsets, sizes, acts, deltas, pre, a_off, colsum,
+                        step, offsets, sizes, acts, deltas, pre, a_off, scratch,
                         hidden, loss_code, opt_code, hyper, norms):
     """One epoch of mini-batch training, in place.
 
@@ -208,7 +211,7 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
     params, grads, state1, state2 : flat buffers (see ``optimizers``)
     step : ndarray of int64, shape (1,)
         Optimizer step counter, incremented per update.
-    offsets, sizes, acts, deltas, pre, a_off, colsum : see module docstring;
+    offsets, sizes, acts, deltas, pre, a_off, scratch : see module docstring;
         the work buffers hold ``batch_size`` rows per block.
     hidden, loss_code, opt_code : int
     hyper : ndarray of float64
@@ -237,7 +240,7 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
     for k in range(n_batches):
         lo = k * batch_size
         rows = min(batch_size, n - lo)
-        idx = order[lo:lo + rows]
+        idx = segment(order, lo, rows)
         A0 = block(acts, 0, rows, n0)
         gather_rows_inplace(X, idx, A0)
         loss, sw_sum = batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes, acts,
@@ -251,7 +254,7 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
         measure = k == 0
         fused = plain_sgd and not measure
         backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off,
-                         hidden, 1.0 / sw_sum, fused, lr, alpha, colsum)
+                         hidden, 1.0 / sw_sum, fused, lr, alpha, scratch)
         step[0] += 1
         if not fused:
             sq = finish_gradients_inplace(grads, params, offsets, sizes, alpha / sw_sum,
@@ -265,7 +268,7 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
 
 @jit
 def loss_grad_inplace(X, Y, sw, idx, params, grads, offsets, sizes, acts, deltas, pre,
-                      a_off, colsum, hidden, loss_code, alpha, norms):
+                      a_off, scratch, hidden, loss_code, alpha, norms):
     """Loss and full gradient on the samples ``idx`` as one batch; ``params`` unchanged.
 
     ``grads`` is overwritten with ``dJ/dparams`` (L2 term included) and
@@ -278,7 +281,7 @@ def loss_grad_inplace(X, Y, sw, idx, params, grads, offsets, sizes, acts, deltas
     loss, sw_sum = batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes, acts,
                                         deltas, pre, a_off, hidden, loss_code, alpha)
     backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off,
-                     hidden, 1.0 / sw_sum, False, 0.0, alpha, colsum)
+                     hidden, 1.0 / sw_sum, False, 0.0, alpha, scratch)
     finish_gradients_inplace(grads, params, offsets, sizes, alpha / sw_sum, 0.0, norms,
                              True)
     return loss
