@@ -150,6 +150,9 @@ def main(argv=None):
         warnings.showwarning = _show_warning
         try:
             return args.run(args)
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return 130
         except BrokenPipeError:
             sys.stdout = open(os.devnull, "w")  # the reader went away; stay quiet
             return 1

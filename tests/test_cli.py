@@ -257,6 +257,19 @@ def test_plot_without_matplotlib_says_how_to_install(capsys, monkeypatch, tmp_pa
                       'pip install "fastbp[plot]"\n'
 
 
+def test_a_diverging_loss_exits_with_1(capsys, monkeypatch, tmp_path):
+    def diverge(self, *args, **kwargs):
+        raise FloatingPointError("The loss became non-finite at epoch 1, batch 3;\n"
+                                 "lower the learning rate.")
+
+    monkeypatch.setattr(fastbp.MLP, "_epoch", diverge)
+    code, out, err = cli(capsys, "train", "--save", tmp_path / "never-written.npz")
+    assert (code, out) == (1, "")
+    assert err == ("fastbp: error: The loss became non-finite at epoch 1, batch 3; "
+                   "lower the learning rate.\n")
+    assert not os.listdir(tmp_path)
+
+
 def test_help_and_version(capsys):
     assert cli(capsys, "--version")[1] == f"fastbp {fastbp.__version__}\n"
     code, out, _ = cli(capsys, "train", "--help")
