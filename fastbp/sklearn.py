@@ -21,6 +21,7 @@ import numpy as np
 import scipy
 import scipy.optimize
 from scipy import sparse
+from scipy.special import xlogy
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -268,8 +269,15 @@ class _BaseMLP(BaseEstimator):
 
     @staticmethod
     def _dense(X):
-        """Validated ``X`` as a dense array (the kernels work on dense rows)."""
-        return X.toarray() if sparse.issparse(X) else X
+        """Validated ``X`` as a dense, writeable array.
+
+        The kernels work on dense rows; a read-only array (a memory map, say)
+        would make Numba compile every kernel a second time, which costs more
+        than this copy.
+        """
+        if sparse.issparse(X):
+            return X.toarray()
+        return X if X.flags.writeable else X.copy()
 
     # --- loss bookkeeping -------------------------------------------------------------
 
@@ -282,10 +290,11 @@ class _BaseMLP(BaseEstimator):
         squares = sum(float(np.dot(c.ravel(), c.ravel())) for c in self._network.coefs_)
         return 0.5 * self.alpha * squares / sw_sum
 
-    def _reported_loss(self, loss, sw_sum):
-        """scikit-learn's loss value from fastbp's ``J`` of the current weights.
+    def _objective(self, loss, data, sw_sum):
+        """scikit-learn's loss value for the weights ``_loss_grad`` just evaluated.
 
-        The two differ only for several squared-error outputs, where
+        ``loss`` is fastbp's ``J`` on all of ``data`` (total sample weight
+        ``sw_sum``). The two differ for several squared-error outputs, where
         scikit-learn divides the data term (not the L2 term) by ``n_outputs_``.
         """
         if not self._reports_mean_over_outputs():
@@ -296,15 +305,19 @@ class _BaseMLP(BaseEstimator):
     # --- lbfgs --------------------------------------------------------------------------
 
     def _fit_lbfgs(self, data):
-        """Full-batch L-BFGS-B (SciPy) on fastbp's fused loss and gradient."""
+        """Full-batch L-BFGS-B (SciPy) on fastbp's fused loss and gradient.
+
+        SciPy gets scikit-learn's pair (loss value, gradient), so that its line
+        searches, and so its iterates, are scikit-learn's.
+        """
         net = self._network
         grads = np.empty_like(net.params_)
         sw_sum = float(data.sw.sum(dtype=np.float64))
 
         def loss_and_grad(params):
             net.params_[...] = params
-            loss = net._loss_grad(data.X, data.Y, data.sw, self.alpha, grads)
-            return self._reported_loss(float(loss), sw_sum), grads.astype(np.float64)
+            loss = float(net._loss_grad(data.X, data.Y, data.sw, self.alpha, grads))
+            return self._objective(loss, data, sw_sum), grads.astype(np.float64)
 
         result = scipy.optimize.minimize(
             loss_and_grad, net.params_.astype(np.float64), method="L-BFGS-B", jac=True,
@@ -696,6 +709,39 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _stratify(self, data):
         """Stratification labels of the validation split: the 0/1 output column."""
         return data.Y.astype(bool)
+
+    # --- scikit-learn's log-loss value (lbfgs) --------------------------------------
+
+    def _objective(self, loss, data, sw_sum):
+        """scikit-learn's log-loss value for the weights just evaluated.
+
+        scikit-learn clips probabilities to ``[eps, 1 - eps]``, which clamps
+        each sample's (each label's) loss to ``[-log(1 - eps), -log(eps)]``;
+        fastbp's loss, from the logits, is not clipped. The clipped value is
+        recomputed (one more forward pass) only when the clamp can change the
+        loss by more than rounding: when a loss above ``-log(eps)`` fits in the
+        total, or when the loss is so small that ``eps`` per label counts.
+        """
+        l2 = self._l2_term(sw_sum) if self.alpha > 0 else 0.0
+        data_loss = loss - l2
+        eps = np.finfo(data.X.dtype).eps
+        labels = 1 if self.out_activation_ == "softmax" else self.n_outputs_
+        largest = data_loss * sw_sum / data.sw[data.sw > 0].min()
+        if largest < -np.log(eps) and labels * eps <= np.sqrt(eps) * data_loss:
+            return loss
+        return self._clipped_log_loss(data, sw_sum) + l2
+
+    def _clipped_log_loss(self, data, sw_sum):
+        """scikit-learn's (clipped) mean log-loss of validated ``data``."""
+        proba = self._network._forward(data.X, output=True)
+        eps = np.finfo(proba.dtype).eps
+        proba = np.clip(proba, eps, 1 - eps)
+        if self.out_activation_ == "softmax":
+            rows = np.arange(proba.shape[0])
+            losses = -np.log(proba[rows, data.Y[:, 0].astype(np.intp)])
+        else:
+            losses = -(xlogy(data.Y, proba) + xlogy(1 - data.Y, 1 - proba)).sum(axis=1)
+        return float(np.dot(data.sw, losses) / sw_sum)
 
     # --- partial_fit and inference ------------------------------------------------
 
