@@ -54,7 +54,8 @@ def _layer_sizes(text):
             f"hidden layer sizes must be comma-separated integers such as 256,128; "
             f"got {text!r}") from None
     if any(size < 1 for size in sizes):
-        raise argparse.ArgumentTypeError(f"hidden layer sizes must be positive; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"hidden layer sizes must be positive; got {text!r}")
     return sizes
 
 
@@ -210,7 +211,6 @@ def _train(args):
               n_threads=args.threads)
 
     show = sys.stderr.isatty() if args.progress is None else args.progress
-    score_name = "accuracy" if loss in _CLASSIFICATION else "R^2"
     with EpochProgress(epochs, show, "acc" if loss in _CLASSIFICATION else "r2") as bar:
         result = train_epochs(net, X_train, y_train, epochs, config,
                               None if X_val is None else (X_val, y_val),
@@ -221,21 +221,8 @@ def _train(args):
 
     scored = (X_val, y_val, "held-out") if X_val is not None \
         else (X_train, y_train, "train set")
-    info = {
-        "data": data.name, "n_samples": int(data.X.shape[0]),
-        "n_features": int(data.X.shape[1]), "features": data.feature_names,
-        "target": data.target, "classes": None if classes is None else classes.tolist(),
-        "training": {
-            "epochs": result.epochs, "epochs_requested": epochs,
-            "interrupted": result.interrupted, "n_train": int(X_train.shape[0]),
-            "validation_fraction": fraction, "seed": args.seed,
-            "config": dataclasses.asdict(config), "seconds": result.seconds,
-            "samples_per_sec": _rate(X_train.shape[0] * result.epochs, result.seconds),
-            "pass_samples_per_sec": _rate(X_train.shape[0] * result.epochs,
-                                          sum(net.history_["epoch_time"]))},
-        "score": {"name": score_name, "on": scored[2], "n": int(scored[0].shape[0]),
-                  "value": net.score(scored[0], scored[1])},
-    }
+    info = _training_info(net, data, classes, config, result, X_train.shape[0], scored,
+                          args)
     rows = describe(net, info)
     if args.save:
         io.save(net, args.save, info=info)
@@ -247,6 +234,27 @@ def _train(args):
         rows.append(("plot", f"saved to {args.plot}"))
     _print_rows(rows)
     return 130 if result.interrupted else 0
+
+
+def _training_info(net, data, classes, config, result, n_train, scored, args):
+    """What ``fastbp train`` stores with the model and ``fastbp info`` shows."""
+    X_scored, y_scored, on = scored
+    samples = n_train * result.epochs
+    return {
+        "data": data.name, "n_samples": int(data.X.shape[0]),
+        "n_features": int(data.X.shape[1]), "features": data.feature_names,
+        "target": data.target, "classes": None if classes is None else classes.tolist(),
+        "training": {
+            "epochs": result.epochs, "epochs_requested": args.epochs,
+            "interrupted": result.interrupted, "n_train": int(n_train),
+            "validation_fraction": args.validation_fraction, "seed": args.seed,
+            "config": dataclasses.asdict(config), "seconds": result.seconds,
+            "samples_per_sec": _rate(samples, result.seconds),
+            "pass_samples_per_sec": _rate(samples, sum(net.history_["epoch_time"]))},
+        "score": {"name": "accuracy" if net.loss in _CLASSIFICATION else "R^2",
+                  "on": on, "n": int(X_scored.shape[0]),
+                  "value": net.score(X_scored, y_scored)},
+    }
 
 
 def _rate(samples, seconds):
@@ -343,7 +351,8 @@ def describe(net, info):
     """
     rows = []
     if info.get("data"):
-        text = f"{info['data']}: {info['n_samples']:,} samples, {info['n_features']} features"
+        text = (f"{info['data']}: {info['n_samples']:,} samples, "
+                f"{info['n_features']} features")
         if info.get("classes") is not None:
             text += f", {len(info['classes'])} classes"
         if info.get("target"):

@@ -340,8 +340,8 @@ def _parse_meta(path, entry):
     if version > FORMAT_VERSION:
         raise ModelFileError(
             f"{path} was written by a newer fastbp ({meta.get('fastbp_version', '?')}, "
-            f"model format version {version}); this fastbp {_fastbp_version()} reads format "
-            f"versions up to {FORMAT_VERSION}. Upgrade fastbp to load it.")
+            f"model format version {version}); this fastbp {_fastbp_version()} reads "
+            f"format versions up to {FORMAT_VERSION}. Upgrade fastbp to load it.")
     return meta
 
 
