@@ -12,3 +12,18 @@ __version__ = "0.1.0"
 __all__ = ["MLP", "GradientWarning", "InterruptedTrainingWarning", "ACTIVATIONS",
            "INITIALIZERS", "LOSSES", "OPTIMIZERS", "__version__"]
 __all__ += ["save", "load", "ModelFileError"]
+
+
+def __getattr__(name):
+    """``fastbp.MLPClassifier`` and ``fastbp.MLPRegressor``, imported on first use.
+
+    They live in :mod:`fastbp.sklearn` and import scikit-learn, which ``import
+    fastbp`` alone does not need.
+    """
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from . import sklearn as estimators
+        return getattr(estimators, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ += ["MLPClassifier", "MLPRegressor"]
