@@ -50,44 +50,19 @@ print("first epoch done", flush=True)
 
 def make_net(case, threads=None):
     """A fastbp network of ``case``'s shape with compare.py's initial weights."""
-    import fastbp
-    net = fastbp.MLP(list(case.layers), activation="relu", loss="softmax_cross_entropy",
-                     dtype="float32", random_state=compare.SEED, n_threads=threads)
-    net.coefs_, net.intercepts_ = compare.make_weights(case.layers)
-    return net
+    return compare.fastbp_net(case.layers, *compare.make_weights(case.layers),
+                              threads=threads)
 
 
 def fit_kwargs(case, epochs=1):
-    return dict(epochs=epochs, batch_size=case.batch, optimizer="sgd", lr=compare.LR,
-                momentum=0.0, shuffle=False)
+    return compare.fastbp_fit_kwargs(case.batch, epochs=epochs)
 
 
-class EpochRunner:
-    """Runs training epochs of a fitted network on data validated once.
-
-    Uses the model's epoch driver (``MLP._prepare`` / ``MLP._train``, what
-    ``fit`` runs after validation) when it has one, else ``partial_fit``.
-    """
-
-    def __init__(self, case, threads=None):
-        self.case = case
-        self.X, self.y = compare.make_data(case.layers, case.n_samples)
-        self.net = make_net(case, threads)
-        self.net.fit(self.X, self.y, warm_start=True, **fit_kwargs(case))   # compiles
-        self.data = None
-        if hasattr(self.net, "_prepare") and hasattr(self.net, "_train"):
-            try:
-                self.data = self.net._prepare(self.X, self.y)
-                self.net._train(self.data, 1, None, False)
-            except Exception:   # the internals changed: use the public API
-                self.data = None
-
-    def __call__(self, epochs=1):
-        if self.data is not None:
-            self.net._train(self.data, epochs, None, False)
-        else:
-            for _ in range(epochs):
-                self.net.partial_fit(self.X, self.y)
+def epoch_runner(case, threads=None):
+    """``run(epochs=1)`` trains ``case``'s network on its data (compiled already)."""
+    X, y = compare.make_data(case.layers, case.n_samples)
+    return compare.FastbpEpochs(case.layers, case.batch, X, y,
+                                *compare.make_weights(case.layers), threads=threads)
 
 
 def best_seconds(fn, repeat=3, min_time=0.05):
@@ -137,7 +112,7 @@ class TimeEpoch:
     timeout = 300
 
     def setup(self, key):
-        self.run = EpochRunner(CASES[key])
+        self.run = epoch_runner(CASES[key])
 
     def time_epoch(self, key):
         self.run()
@@ -155,7 +130,7 @@ class TimePartialFit:
     param_names = ["case"]
 
     def setup(self, key):
-        self.run = EpochRunner(CASES[key])
+        self.run = epoch_runner(CASES[key])
 
     def time_partial_fit(self, key):
         self.run.net.partial_fit(self.run.X, self.run.y)

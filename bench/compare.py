@@ -52,6 +52,8 @@ SEED = 0
 LOSS_RTOL = 1e-4
 #: A median / best timing ratio above this is reported as noise.
 NOISY = 1.25
+#: CPU load of other processes (cores) above which a timing is reported as contended.
+BUSY = 0.2
 #: Seconds of pause before each timing (lets the previous thread pool go idle).
 SETTLE = 0.2
 
@@ -153,13 +155,58 @@ class Peer:
         self.__dict__.clear()
 
 
-class FastbpPeer(Peer):
-    """``fastbp.MLP`` with ``fit(optimizer="sgd", momentum=0.0, shuffle=False)``.
+def fastbp_net(layers, coefs=None, intercepts=None, threads=None):
+    """A ``fastbp.MLP`` of the comparison's kind, holding the given weights."""
+    import fastbp
+    net = fastbp.MLP(list(layers), activation="relu", loss="softmax_cross_entropy",
+                     dtype="float32", random_state=SEED, n_threads=threads)
+    if coefs is not None:
+        net.coefs_ = coefs
+        net.intercepts_ = intercepts
+    return net
 
-    The timed region runs the model's epoch driver on data validated once
-    (``MLP._prepare`` / ``MLP._train``, what ``fit`` runs after validation);
-    without those internals it falls back to ``partial_fit`` per epoch.
+
+def fastbp_fit_kwargs(batch, lr=LR, epochs=1):
+    """``MLP.fit`` arguments of the comparison: plain SGD, no shuffling."""
+    return dict(epochs=epochs, batch_size=batch, optimizer="sgd", lr=lr, momentum=0.0,
+                shuffle=False)
+
+
+class FastbpEpochs:
+    """Training epochs of a fastbp network on data validated once.
+
+    The constructor builds the network from the given weights and trains one
+    epoch with ``fit(..., warm_start=True)`` (this compiles, or loads from
+    Numba's cache). Calls then run the model's epoch driver on data validated
+    once (``MLP._prepare`` / ``MLP._train``, what ``fit`` runs after
+    validation). Without those internals they fall back to one ``partial_fit``
+    per epoch; ``via`` says which is used.
     """
+
+    def __init__(self, layers, batch, X, y, coefs, intercepts, lr=LR, threads=None):
+        self.X, self.y = X, y
+        self.net = fastbp_net(layers, coefs, intercepts, threads)
+        self.net.fit(X, y, warm_start=True, **fastbp_fit_kwargs(batch, lr))
+        self.data, self.via = None, "partial_fit"
+        if hasattr(self.net, "_prepare") and hasattr(self.net, "_train"):
+            try:
+                data = self.net._prepare(X, y)
+                self.net._train(data, 1, None, False)
+                self.data, self.via = data, "MLP._train"
+            except Exception:   # the internals changed: use the public API
+                pass
+
+    def __call__(self, epochs=1):
+        if self.data is not None:
+            self.net._train(self.data, epochs, None, False)
+        else:
+            for _ in range(epochs):
+                self.net.partial_fit(self.X, self.y)
+
+
+class FastbpPeer(Peer):
+    """``fastbp.MLP`` with ``fit(optimizer="sgd", momentum=0.0, shuffle=False)``,
+    timed through :class:`FastbpEpochs`."""
 
     name, short = "fastbp", "fastbp"
 
@@ -168,41 +215,18 @@ class FastbpPeer(Peer):
         import fastbp
         return fastbp.__version__
 
-    def _net(self, coefs, intercepts):
-        import fastbp
-        net = fastbp.MLP(list(self.layers), activation="relu",
-                         loss="softmax_cross_entropy", dtype="float32", random_state=SEED,
-                         n_threads=self.threads)
-        net.coefs_ = coefs
-        net.intercepts_ = intercepts
-        return net
-
-    def _fit_one(self, net, X, y):
-        net.fit(X, y, epochs=1, batch_size=self.batch, optimizer="sgd", lr=self.lr,
-                momentum=0.0, shuffle=False, warm_start=True)
-        return net
-
     def setup(self, case, X, y, coefs, intercepts, lr, threads):
         self.layers, self.batch, self.lr, self.threads = case.layers, case.batch, lr, threads
-        self.X, self.y = X, y
-        self.net = self._fit_one(self._net(coefs, intercepts), X, y)   # compiles
-        self.data = None
-        if hasattr(self.net, "_prepare") and hasattr(self.net, "_train"):
-            try:
-                self.data = self.net._prepare(X, y)
-                self.net._train(self.data, 1, None, False)
-            except Exception:   # internals changed: use the public API
-                self.data = None
+        self.epochs = FastbpEpochs(case.layers, case.batch, X, y, coefs, intercepts, lr,
+                                   threads)
+        self.via = self.epochs.via
 
     def train(self, epochs):
-        if self.data is not None:
-            self.net._train(self.data, epochs, None, False)
-        else:
-            for _ in range(epochs):
-                self.net.partial_fit(self.X, self.y)
+        self.epochs(epochs)
 
     def check(self, X, y, coefs, intercepts):
-        net = self._fit_one(self._net(coefs, intercepts), X, y)
+        net = fastbp_net(self.layers, coefs, intercepts, self.threads)
+        net.fit(X, y, warm_start=True, **fastbp_fit_kwargs(self.batch, self.lr))
         return net.history_["loss"][-1], list(net.coefs_), list(net.intercepts_)
 
 
@@ -446,6 +470,13 @@ class Result:
     notes: dict = field(default_factory=dict)
     #: peer short name -> every timing's seconds
     timings: dict = field(default_factory=dict)
+    #: peer short name -> CPU load (cores) of other processes during its best timing
+    load: dict = field(default_factory=dict)
+
+    def other_load(self):
+        """Largest load of other processes during a best timing (None if unknown)."""
+        values = [v for v in self.load.values() if v is not None]
+        return max(values) if values else None
 
     def spread(self):
         """Largest median / best timing ratio over the peers (1.0: no noise)."""
@@ -493,10 +524,35 @@ def configure_threads(threads):
                                        "intra_op_parallelism_threads=1").strip()
 
 
+def _cpu_ticks():
+    """``(busy ticks of the whole machine, ticks of this process)``, or None off Linux.
+
+    Busy includes steal time (the hypervisor running someone else).
+    """
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        with open("/proc/self/stat") as f:
+            own = f.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)   # idle + iowait
+    busy = sum(fields[:8]) - idle                                # up to steal
+    return busy, int(own[11]) + int(own[12])                    # utime + stime
+
+
 def _timed(fn, *args):
+    """``(seconds, other_load)``: wall time of ``fn(*args)`` and the CPU load of
+    everything else on the machine meanwhile, in cores (None if unknown)."""
+    before = _cpu_ticks()
     start = time.perf_counter()
     fn(*args)
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    after = _cpu_ticks()
+    if before is None or after is None or elapsed <= 0:
+        return elapsed, None
+    other = (after[0] - before[0]) - (after[1] - before[1])
+    return elapsed, max(0.0, other / os.sysconf("SC_CLK_TCK") / elapsed)
 
 
 def run_case(case, peer_classes, repeat=5, min_time=0.3, threads=1, check=True,
@@ -524,6 +580,9 @@ def run_case(case, peer_classes, repeat=5, min_time=0.3, threads=1, check=True,
                 result.notes[key] = f"{cls.name} failed on {case.key}: {exc!r}"
                 continue
             peers[key] = peer
+            if getattr(peer, "via", "MLP._train") != "MLP._train":
+                result.notes[key + "-via"] = (f"{cls.name} timed through {peer.via} "
+                                              "(its epoch driver was not found)")
 
         if check:
             Xc, yc = X[:case.n_check], y[:case.n_check]
@@ -538,15 +597,20 @@ def run_case(case, peer_classes, repeat=5, min_time=0.3, threads=1, check=True,
 
         # calibrate: epochs per timing so that each timing is >= min_time
         for key, peer in peers.items():
-            one = max(_timed(peer.train, 1), 1e-6)
+            one = max(_timed(peer.train, 1)[0], 1e-6)
             result.epochs[key] = max(1, min(10000, math.ceil(min_time / one)))
         result.timings = {key: [] for key in peers}
+        loads = {key: [] for key in peers}
         for _ in range(repeat):
             for key, peer in peers.items():
                 time.sleep(settle)
-                result.timings[key].append(_timed(peer.train, result.epochs[key]))
+                seconds, load = _timed(peer.train, result.epochs[key])
+                result.timings[key].append(seconds)
+                loads[key].append(load)
         for key in peers:
-            result.rate[key] = result.epochs[key] * case.n_samples / min(result.timings[key])
+            best = int(np.argmin(result.timings[key]))
+            result.rate[key] = result.epochs[key] * case.n_samples / result.timings[key][best]
+            result.load[key] = loads[key][best]
     for peer in peers.values():
         peer.close()
     return result
@@ -641,7 +705,7 @@ def throughput_rows(results):
     """Header and rows of the main table (strings)."""
     header = ["case", "layers", "batch", "fastbp", "PyTorch", "fastbp/PyTorch", "JAX",
               "fastbp/JAX", "sklearn", "fastbp/sklearn", "roofline", "roofline share",
-              "loss = PyTorch"]
+              "loss = PyTorch", "other load"]
     rows = []
     for r in results:
         row = [r.case.title, r.case.label, str(r.case.batch), _rate(r.rate.get("fastbp"))]
@@ -651,6 +715,8 @@ def throughput_rows(results):
         share = r.share()
         row += [_rate(r.rate.get("roofline")), "-" if share is None else f"{share:.0%}",
                 _mark(r.agrees("torch"))]
+        load = r.other_load()
+        row.append("-" if load is None else f"{load:.2f}")
         rows.append(row)
     return header, rows
 
@@ -750,7 +816,8 @@ TABLE_NOTE = ("samples/s, best of {repeat} timings of >= {min_time:g} s each; ra
               "matrix products alone (at small batches it is bound by NumPy's per-call "
               "overhead, not by BLAS), share = roofline time / fastbp time; "
               "loss = PyTorch: both losses after one epoch from the same weights agree to "
-              "rtol {rtol:g}.")
+              "rtol {rtol:g}; other load: CPU cores used by other processes during the "
+              "best timings (above {busy:g} the numbers are suspect).")
 
 
 def report(results, notes, env, repeat, min_time, command):
@@ -759,11 +826,14 @@ def report(results, notes, env, repeat, min_time, command):
               ("Loss after one epoch from the same weights (relative difference to fastbp)",
                check_rows(results)),
               ("Targets", target_rows(results))]
-    note = TABLE_NOTE.format(repeat=repeat, min_time=min_time, rtol=LOSS_RTOL)
+    note = TABLE_NOTE.format(repeat=repeat, min_time=min_time, rtol=LOSS_RTOL, busy=BUSY)
     extra = list(notes.values()) + [n for r in results for n in r.notes.values()]
-    extra += [f"noisy: {r.case.title} batch {r.case.batch}: a peer's median timing is "
+    extra += [f"noisy: {r.case.title} ({r.case.label}, batch {r.case.batch}): a peer's median timing is "
               f"{r.spread():.2f}x its best; rerun with a larger --repeat"
               for r in results if r.spread() > NOISY]
+    extra += [f"contended: {r.case.title} ({r.case.label}, batch {r.case.batch}): other processes used "
+              f"{r.other_load():.2f} cores during a best timing; rerun on a quiet machine"
+              for r in results if (r.other_load() or 0.0) > BUSY]
     text = [f"{label}: {value}" for label, value in env]
     md = [f"Measured with `{command}`.", ""] + [f"- **{label}**: {value}"
                                                   for label, value in env]
