@@ -61,6 +61,17 @@ def _lbfgs_print_options(verbose):
     return {"iprint": 1 if verbose is True or verbose >= 1 else -1}
 
 
+def _writeable(array):
+    """``array``, copied if it is a read-only NumPy array.
+
+    Numba compiles every kernel a second time for read-only arrays (memory
+    maps, say), which costs far more than the copy.
+    """
+    if isinstance(array, np.ndarray) and not array.flags.writeable:
+        return array.copy()
+    return array
+
+
 def _split_data(data, train, val):
     """``data`` (a validated ``_Data``) restricted to the rows ``train`` and ``val``."""
     return (_Data(data.X[train], data.Y[train], data.sw[train]),
@@ -217,7 +228,7 @@ class _BaseMLP(BaseEstimator):
             self._initialize(X.shape[1], hidden, Y, X.dtype)
         net = self._network
         net.n_threads = self.n_threads
-        data = net._prepare(X, Y, sample_weight)
+        data = net._prepare(*(_writeable(a) for a in (X, Y, sample_weight)))
         with thread_limits(self.n_threads):
             if self.solver == "lbfgs":
                 self._fit_lbfgs(data)
@@ -269,15 +280,8 @@ class _BaseMLP(BaseEstimator):
 
     @staticmethod
     def _dense(X):
-        """Validated ``X`` as a dense, writeable array.
-
-        The kernels work on dense rows; a read-only array (a memory map, say)
-        would make Numba compile every kernel a second time, which costs more
-        than this copy.
-        """
-        if sparse.issparse(X):
-            return X.toarray()
-        return X if X.flags.writeable else X.copy()
+        """Validated ``X`` as a dense array (the kernels work on dense rows)."""
+        return X.toarray() if sparse.issparse(X) else X
 
     # --- loss bookkeeping -------------------------------------------------------------
 
@@ -510,8 +514,9 @@ class _BaseMLP(BaseEstimator):
 
     def _validate_X(self, X):
         check_is_fitted(self)
-        return self._dense(validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
-                                         dtype=self._network.dtype, order="C"))
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
+                          dtype=self._network.dtype, order="C")
+        return _writeable(self._dense(X))
 
     def predict(self, X):
         """Predict using the multilayer perceptron.
