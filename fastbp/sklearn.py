@@ -198,12 +198,14 @@ class _BaseMLP(BaseEstimator):
         return self._fit(X, y, sample_weight, incremental=False)
 
     def _check_solver(self):
+        """``partial_fit`` exists for the stochastic solvers only."""
         if self.solver not in _STOCHASTIC_SOLVERS:
             raise AttributeError("partial_fit is only available for stochastic optimizers. "
                                  f"{self.solver} is not stochastic.")
         return True
 
     def _hidden_sizes(self):
+        """``hidden_layer_sizes`` as a list of positive widths."""
         sizes = self.hidden_layer_sizes
         sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
         if np.any(np.array(sizes) <= 0):
@@ -280,7 +282,7 @@ class _BaseMLP(BaseEstimator):
 
     @staticmethod
     def _dense(X):
-        """Validated ``X`` as a dense array (the kernels work on dense rows)."""
+        """Validated ``X`` (or ``y``) as a dense array (the kernels work on dense rows)."""
         return X.toarray() if sparse.issparse(X) else X
 
     # --- loss bookkeeping -------------------------------------------------------------
@@ -376,51 +378,65 @@ class _BaseMLP(BaseEstimator):
 
     def _fit_stochastic(self, data, y, weighted, incremental):
         """Epochs of ``sgd``/``adam`` with scikit-learn's stopping rules and schedules."""
-        net = self._network
-        if not incremental or net._state is None:
-            net._state = _TrainState(net, self._train_config(1))
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        if not hasattr(self, "_best_params"):
-            self._best_params = net.params_.copy()
-        self._no_improvement_count = getattr(self, "_no_improvement_count", 0)
+        self._start_optimizer(incremental)
         if self.early_stopping:
             train, val = self._early_stopping_split(data, y, weighted)
         else:
             train, val = data, None
-        n_samples = train.n
-        state = net._state
-        state.config = replace(state.config, batch_size=self._batch_size(n_samples))
-        sample_idx = np.arange(n_samples, dtype=np.int64)
-        self.n_iter_ = 0
+        state = self._network._state
+        state.config = replace(state.config, batch_size=self._batch_size(train.n))
         try:
-            for _ in range(self.max_iter):
-                if self.shuffle:
-                    sample_idx = self._shuffled(sample_idx)
-                train.order = sample_idx
-                self.loss_ = self._run_epoch(train)
-                self.n_iter_ += 1
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                self._update_no_improvement_count(val)
-                self._iteration_ends()
-                if self._no_improvement_count > self.n_iter_no_change:
-                    if self._trigger_stopping():
-                        break
-                    self._no_improvement_count = 0
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        "Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                        "optimization hasn't converged yet." % self.max_iter,
-                        ConvergenceWarning)
+            self._run_epochs(train, val, incremental)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         if self.early_stopping:
-            net.params_[...] = self._best_params
+            self._network.params_[...] = self._best_params
+
+    def _start_optimizer(self, incremental):
+        """A fresh optimizer for ``fit`` (warm starts too); ``partial_fit`` keeps its own."""
+        net = self._network
+        if not incremental or net._state is None:
+            net._state = _TrainState(net, self._train_config(1))
+        # private state that a model file does not keep
+        if not hasattr(self, "_best_params"):
+            self._best_params = net.params_.copy()
+        self._no_improvement_count = getattr(self, "_no_improvement_count", 0)
+
+    def _run_epochs(self, train, val, incremental):
+        """Up to ``max_iter`` epochs (one for ``partial_fit``) over ``train``."""
+        sample_idx = np.arange(train.n, dtype=np.int64)
+        self.n_iter_ = 0
+        for _ in range(self.max_iter):
+            if self.shuffle:
+                sample_idx = self._shuffled(sample_idx)
+            train.order = sample_idx
+            self._record_epoch(self._run_epoch(train), train.n)
+            if self._stops_after_epoch(val) or incremental:
+                break
+            if self.n_iter_ == self.max_iter:
+                warnings.warn(
+                    "Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                    "optimization hasn't converged yet." % self.max_iter, ConvergenceWarning)
+
+    def _record_epoch(self, loss, n_samples):
+        self.n_iter_ += 1
+        self.t_ += n_samples
+        self.loss_ = loss
+        self.loss_curve_.append(loss)
+        if self.verbose:
+            print("Iteration %d, loss = %.8f" % (self.n_iter_, loss))
+
+    def _stops_after_epoch(self, val):
+        """scikit-learn's end of an epoch: count, schedule, and whether to stop."""
+        self._update_no_improvement_count(val)
+        self._iteration_ends()
+        if self._no_improvement_count > self.n_iter_no_change:
+            if self._trigger_stopping():
+                return True
+            self._no_improvement_count = 0
+        return False
 
     def _shuffled(self, sample_idx):
         """``sklearn.utils.shuffle(sample_idx, random_state)``: the same draws, less overhead."""
@@ -653,10 +669,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              dtype=self._fit_dtype(reset), order="C", reset=reset)
+        y = self._dense(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        if sparse.issparse(y):
-            y = y.toarray()
         if not hasattr(self, "classes_") or not (self.warm_start or incremental):
             target_type = self._fit_labels(y)
         else:
@@ -864,6 +879,7 @@ n_outputs_, out_activation_
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=True, dtype=self._fit_dtype(reset), order="C",
                              reset=reset)
+        y = self._dense(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return self._dense(X), y, y
