@@ -240,11 +240,8 @@ class MLP:
     def _reset(self, rng):
         """Fresh weights drawn from ``rng``, no optimizer state, empty history."""
         self._rng = rng
-        scheme = initializers.INITIALIZERS[self.init]
-        seed = int(rng.integers(2**31 - 1))
         initializers.initialize_inplace(self.params_, self._offsets, self._sizes,
-                                        scheme.gain, scheme.fan_average, scheme.uniform,
-                                        seed)
+                                        initializers.INITIALIZERS[self.init], rng)
         self._views()
         self._state = None
         self.history_ = _empty_history(self.n_layers)

@@ -25,6 +25,10 @@ from .dtypes import like
 
 ensure_blas()
 
+# BLAS ``trans`` arguments: the characters "t" and "n"
+TRANSPOSE = ord("t")
+NO_TRANSPOSE = ord("n")
+
 #: ``A @ B.T`` with fewer rows than this and at most ``SMALL_PRODUCT``
 #: multiply-adds runs as dot products, not BLAS (measured faster).
 DOT_ROWS = 4
@@ -100,7 +104,7 @@ def gemm_inplace(trans_a, trans_b, alpha, A, B, beta, C):
     k = A.shape[0] if trans_a else A.shape[1]
     # A row-major matrix is the column-major transpose, so C.T = op(B).T @ op(A).T
     # is computed by a column-major gemm with the operands swapped.
-    _xgemm(ord("t") if trans_b else ord("n"), ord("t") if trans_a else ord("n"),
+    _xgemm(TRANSPOSE if trans_b else NO_TRANSPOSE, TRANSPOSE if trans_a else NO_TRANSPOSE,
            n, m, k, alpha, B, max(B.shape[1], 1), A, max(A.shape[1], 1),
            beta, C, max(n, 1))
 

@@ -27,7 +27,7 @@ from .activations import add_bias_inplace, bias_activation_inplace, derivative_i
 from .blas import matmul_inplace
 from .dtypes import like
 from .losses import loss_delta_inplace, output_activation_inplace
-from .views import block, segment
+from .views import block, borrow, segment
 from .optimizers import (CLIP_NORM, CLIP_VALUE, L2, LR, MOMENTUM,
                          finish_gradients_inplace, update_inplace)
 
@@ -227,6 +227,12 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
         Batches completed. Less than the number of batches when a batch loss
         was not finite: that batch was not applied and the epoch stopped.
     """
+    # borrowed views: the per-step calls below then cost no reference counting
+    X, Y, sw, order, params, grads = borrow(X), borrow(Y), borrow(sw), borrow(order), \
+        borrow(params), borrow(grads)
+    state1, state2, offsets, sizes, acts, deltas = borrow(state1), borrow(state2), \
+        borrow(offsets), borrow(sizes), borrow(acts), borrow(deltas)
+    pre, a_off, scratch, hyper = borrow(pre), borrow(a_off), borrow(scratch), borrow(hyper)
     n = order.size
     n0 = sizes[0]
     alpha = hyper[L2]
