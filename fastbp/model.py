@@ -349,7 +349,7 @@ class MLP:
     def fit(self, X, y, epochs=20, batch_size=32, optimizer="sgd", lr=0.05, alpha=0.0,
             momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999, epsilon=1e-8,
             clip_norm=None, clip_value=None, shuffle=True, validation_data=None,
-            sample_weight=None, warm_start=False, verbose=False):
+            sample_weight=None, warm_start=False, verbose=False, callback=None):
         """Train for ``epochs`` epochs of mini-batch backpropagation.
 
         Parameters
@@ -391,6 +391,9 @@ class MLP:
             of re-initialising them.
         verbose : bool
             Print one line per epoch.
+        callback : callable or None
+            Called as ``callback(model)`` after every completed epoch, with
+            ``history_`` already updated; returning True stops training.
 
         Returns
         -------
@@ -408,7 +411,7 @@ class MLP:
         else:
             self._reset(np.random.default_rng(self.random_state))
         self._state = _TrainState(self, config)
-        self._train(data, epochs, val, verbose)
+        self._train(data, epochs, val, verbose, callback)
         return self
 
     def partial_fit(self, X, y, sample_weight=None, **config):
@@ -445,22 +448,34 @@ class MLP:
         return X_val, validation_data[1], self._check_targets(validation_data[1],
                                                               X_val.shape[0], "y_val")
 
-    def _train(self, data, epochs, val, verbose):
-        """Run ``epochs`` epochs; handle interruption and report gradient trouble."""
-        completed = 0
+    def _train(self, data, epochs, val, verbose, callback=None):
+        """Run ``epochs`` epochs; handle interruption and report gradient trouble.
+
+        Returns the number of completed epochs.
+        """
+        completed, in_epoch = 0, False
+        recorded = len(self.history_["loss"])
         try:
             with thread_limits(self.n_threads):
                 for _ in range(epochs):
+                    in_epoch = True
                     self._epoch(data, val, verbose)
+                    in_epoch = False
                     completed += 1
+                    if callback is not None and callback(self):
+                        break
         except KeyboardInterrupt:
-            self._state.restore(self.params_, self._rng)
+            if in_epoch:  # undo the epoch in progress: weights, state and history
+                self._state.restore(self.params_, self._rng)
+                for values in self.history_.values():
+                    del values[recorded + completed:]
             warnings.warn(
                 f"Training interrupted after {completed} of {epochs} epoch(s); the model "
                 f"keeps the weights of its last completed epoch and can be used or "
                 f"trained further.", InterruptedTrainingWarning, stacklevel=3)
-            return
+            return completed
         self._warn_gradients()
+        return completed
 
     def _epoch(self, data, val, verbose, lr=None):
         """One epoch over ``data``; returns its mean loss. Restores on failure."""

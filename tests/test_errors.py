@@ -197,3 +197,18 @@ def test_exploding_gradient_warning(rng):
                      dtype="float64")
     with pytest.warns(fastbp.GradientWarning, match="Exploding"):
         net.fit(X, y, epochs=1, lr=1e-12, momentum=0.0)
+
+
+def test_interrupt_between_epochs_keeps_the_finished_epoch(data):
+    X, y = data
+    reference = fastbp.MLP([4, 6, 3], random_state=0).fit(X, y, epochs=2)
+
+    def callback(model):
+        if len(model.history_["loss"]) == 2:
+            raise KeyboardInterrupt   # after epoch 2 completed and was recorded
+
+    net = fastbp.MLP([4, 6, 3], random_state=0)
+    with pytest.warns(fastbp.InterruptedTrainingWarning, match="after 2 of 5"):
+        net.fit(X, y, epochs=5, callback=callback)
+    np.testing.assert_array_equal(net.params_, reference.params_)
+    assert net.history_["loss"] == reference.history_["loss"]

@@ -164,3 +164,17 @@ def test_multilabel_learns(rng):
     net = fastbp.MLP([4, 16, 2], loss="binary_cross_entropy", random_state=0)
     net.fit(X, Y, epochs=60, batch_size=16, lr=0.1)
     assert net.score(X, Y) > 0.9
+
+
+def test_callback_sees_every_epoch_and_can_stop(rng):
+    X, y = small_problem(rng)
+    seen = []
+
+    def callback(model):
+        seen.append(len(model.history_["loss"]))
+        return len(seen) == 3
+
+    net = fastbp.MLP([6, 8, 3], random_state=0).fit(X, y, epochs=10, callback=callback)
+    assert seen == [1, 2, 3] and len(net.history_["loss"]) == 3
+    three = fastbp.MLP([6, 8, 3], random_state=0).fit(X, y, epochs=3)
+    np.testing.assert_array_equal(net.params_, three.params_)
