@@ -17,8 +17,6 @@ import time
 import tracemalloc
 from dataclasses import replace
 
-import numpy as np
-
 from . import compare
 
 #: Benchmark cases by key: compare.py's cases with asv-sized epochs (about
@@ -37,7 +35,6 @@ PREDICT_ROWS = 10_000
 #: The fresh interpreter of the compile-time benchmarks: imports fastbp,
 #: trains one epoch with ``fit``'s defaults, then says so.
 FIRST_EPOCH_SCRIPT = """
-import numpy as np
 import fastbp
 rng = np.random.default_rng(0)
 X = rng.standard_normal((512, 64), dtype=np.float32)
@@ -66,7 +63,8 @@ def epoch_runner(case, threads=None):
 
 
 def best_seconds(fn, repeat=3, min_time=0.05):
-    """Best time of ``fn()`` per call: ``repeat`` rounds of enough calls for ``min_time``."""
+    """Best seconds per call of ``fn()``: ``repeat`` rounds of enough calls to last
+    ``min_time``."""
     start = time.perf_counter()
     fn()
     once = max(time.perf_counter() - start, 1e-9)

@@ -216,7 +216,8 @@ class FastbpPeer(Peer):
         return fastbp.__version__
 
     def setup(self, case, X, y, coefs, intercepts, lr, threads):
-        self.layers, self.batch, self.lr, self.threads = case.layers, case.batch, lr, threads
+        self.layers, self.batch, self.lr = case.layers, case.batch, lr
+        self.threads = threads
         self.epochs = FastbpEpochs(case.layers, case.batch, X, y, coefs, intercepts, lr,
                                    threads)
         self.via = self.epochs.via
@@ -231,7 +232,8 @@ class FastbpPeer(Peer):
 
 
 class TorchPeer(Peer):
-    """A PyTorch eager loop: ``nn.Linear`` + ``nn.ReLU``, ``CrossEntropyLoss``, ``optim.SGD``."""
+    """A PyTorch eager loop: ``nn.Linear`` + ``nn.ReLU``, ``CrossEntropyLoss``,
+    ``optim.SGD``."""
 
     name, short = "PyTorch", "torch"
 
@@ -388,7 +390,7 @@ class SklearnPeer(Peer):
         return clf
 
     def setup(self, case, X, y, coefs, intercepts, lr, threads):
-        self.layers, self.batch, self.lr, self.threads = case.layers, case.batch, lr, threads
+        self.layers, self.batch, self.lr = case.layers, case.batch, lr
         self.X, self.y = X, y
         self.clf = self._model(coefs, intercepts, X, y)
         self.clf.partial_fit(X[:8 * self.batch], y[:8 * self.batch])   # warm-up
@@ -400,7 +402,8 @@ class SklearnPeer(Peer):
     def check(self, X, y, coefs, intercepts):
         clf = self._model(coefs, intercepts, X, y)
         clf.partial_fit(X, y)
-        return clf.loss_, [W.copy() for W in clf.coefs_], [b.copy() for b in clf.intercepts_]
+        return (clf.loss_, [W.copy() for W in clf.coefs_],
+                [b.copy() for b in clf.intercepts_])
 
 
 class Roofline(Peer):
@@ -609,7 +612,8 @@ def run_case(case, peer_classes, repeat=5, min_time=0.3, threads=1, check=True,
                 loads[key].append(load)
         for key in peers:
             best = int(np.argmin(result.timings[key]))
-            result.rate[key] = result.epochs[key] * case.n_samples / result.timings[key][best]
+            seconds = result.timings[key][best]
+            result.rate[key] = result.epochs[key] * case.n_samples / seconds
             result.load[key] = loads[key][best]
     for peer in peers.values():
         peer.close()
@@ -784,7 +788,8 @@ def blas_info():
     lines = []
     for lib in threadpool_info():
         lines.append(f"{lib.get('internal_api')} {lib.get('version')} "
-                     f"kernel={lib.get('architecture', '-')} threads={lib.get('num_threads')} "
+                     f"kernel={lib.get('architecture', '-')} "
+                     f"threads={lib.get('num_threads')} "
                      f"({os.path.basename(lib.get('filepath', ''))})")
     return lines
 
@@ -820,6 +825,10 @@ TABLE_NOTE = ("samples/s, best of {repeat} timings of >= {min_time:g} s each; ra
               "best timings (above {busy:g} the numbers are suspect).")
 
 
+def _name(case):
+    return f"{case.title} ({case.label}, batch {case.batch})"
+
+
 def report(results, notes, env, repeat, min_time, command):
     """The full text report and its markdown version."""
     tables = [("Training throughput", throughput_rows(results)),
@@ -828,11 +837,10 @@ def report(results, notes, env, repeat, min_time, command):
               ("Targets", target_rows(results))]
     note = TABLE_NOTE.format(repeat=repeat, min_time=min_time, rtol=LOSS_RTOL, busy=BUSY)
     extra = list(notes.values()) + [n for r in results for n in r.notes.values()]
-    extra += [f"noisy: {r.case.title} ({r.case.label}, batch {r.case.batch}): a peer's median timing is "
-              f"{r.spread():.2f}x its best; rerun with a larger --repeat"
-              for r in results if r.spread() > NOISY]
-    extra += [f"contended: {r.case.title} ({r.case.label}, batch {r.case.batch}): other processes used "
-              f"{r.other_load():.2f} cores during a best timing; rerun on a quiet machine"
+    extra += [f"noisy: {_name(r.case)}: a peer's median timing is {r.spread():.2f}x its "
+              "best; rerun with a larger --repeat" for r in results if r.spread() > NOISY]
+    extra += [f"contended: {_name(r.case)}: other processes used {r.other_load():.2f} "
+              "cores during a best timing; rerun on a quiet machine"
               for r in results if (r.other_load() or 0.0) > BUSY]
     text = [f"{label}: {value}" for label, value in env]
     md = [f"Measured with `{command}`.", ""] + [f"- **{label}**: {value}"
@@ -853,15 +861,18 @@ def parse_args(argv=None):
     parser.add_argument("--cases", default=",".join(CASES),
                         help=f"comma-separated subset of {','.join(CASES)}")
     parser.add_argument("--peers", default="torch,jax,sklearn",
-                        help="comma-separated subset of torch,jax,sklearn (fastbp always runs)")
-    parser.add_argument("--repeat", type=int, default=5, help="timings per peer; the best counts")
+                        help="comma-separated subset of torch,jax,sklearn "
+                             "(fastbp always runs)")
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="timings per peer; the best counts")
     parser.add_argument("--min-time", type=float, default=0.3,
-                        help="minimum seconds per timing (more epochs per timing if needed)")
+                        help="minimum seconds per timing (more epochs if needed)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for every peer (default: every CPU)")
     parser.add_argument("--no-check", action="store_true", help="skip the loss check")
     parser.add_argument("--no-roofline", action="store_true", help="skip the BLAS roofline")
-    parser.add_argument("--markdown", metavar="PATH", help="also write the tables as markdown")
+    parser.add_argument("--markdown", metavar="PATH",
+                        help="also write the tables as markdown")
     return parser.parse_args(argv)
 
 
