@@ -15,7 +15,7 @@ from .kernels import activations, initializers, losses, optimizers
 from .kernels.train import (loss_grad_inplace, predict_inplace, scratch_size,
                             train_epoch_inplace)
 from .layout import block_offsets, layer_views, parameter_offsets
-from .threads import thread_limits
+from .threads import product_work, thread_limits
 
 #: Rows per chunk of the inference pass (bounds its work memory).
 PREDICT_CHUNK = 4096
@@ -455,8 +455,9 @@ class MLP:
         """
         completed, in_epoch = 0, False
         recorded = len(self.history_["loss"])
+        rows = min(self._state.config.batch_size, data.n)
         try:
-            with thread_limits(self.n_threads):
+            with thread_limits(self.n_threads, product_work(self.layer_sizes, rows)):
                 for _ in range(epochs):
                     in_epoch = True
                     self._epoch(data, val, verbose)
@@ -552,7 +553,7 @@ class MLP:
         acts = np.empty(int(a_off[-1]), dtype=self.dtype)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         code = losses.LOSSES[self.loss].code if output else -1
-        with thread_limits(self.n_threads):
+        with thread_limits(self.n_threads, product_work(self.layer_sizes, chunk)):
             predict_inplace(X, self.params_, self._offsets, self._sizes, acts,
                             np.empty(0, dtype=self.dtype), a_off,
                             activations.ACTIVATIONS[self.activation].code, code, out)
@@ -609,7 +610,7 @@ class MLP:
         a_off = block_offsets(self.layer_sizes, n)
         size = int(a_off[-1])
         norms = np.zeros(self.n_layers)
-        with thread_limits(self.n_threads):
+        with thread_limits(self.n_threads, product_work(self.layer_sizes, n)):
             return loss_grad_inplace(
                 X, Y, sw, np.arange(n, dtype=np.int64), self.params_, grads,
                 self._offsets, self._sizes, np.empty(size, dtype=self.dtype),
