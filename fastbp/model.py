@@ -4,6 +4,7 @@ The model owns validation, buffers, the epoch loop and the history; every
 number is computed by the kernels in ``fastbp.kernels``.
 """
 
+import threading
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -12,13 +13,16 @@ import numpy as np
 
 from . import validation as v
 from .kernels import activations, initializers, losses, optimizers
-from .kernels.train import (loss_grad_inplace, predict_inplace, scratch_size,
+from .kernels.train import (loss_grad_inplace, predict_inplace,
+                            predict_parallel_inplace, scratch_size,
                             train_epoch_inplace)
 from .layout import block_offsets, layer_views, parameter_offsets
-from .threads import product_work, thread_limits
+from .threads import product_work, resolve_n_threads, thread_limits
 
 #: Rows per chunk of the inference pass (bounds its work memory).
 PREDICT_CHUNK = 4096
+#: Inference splits rows among threads when each gets at least this many.
+PARALLEL_MIN_ROWS = 512
 
 #: Per-layer gradient norms below this fraction of the largest one are vanishing.
 VANISHING_RATIO = 1e-4
@@ -547,16 +551,31 @@ class MLP:
     # --- inference ------------------------------------------------------------------
 
     def _forward(self, X, output):
-        """Outputs for validated ``X``: logits (``output=False``) or ``g(logits)``."""
-        chunk = min(PREDICT_CHUNK, X.shape[0])
+        """Outputs for validated ``X``: logits (``output=False``) or ``g(logits)``.
+
+        With several threads and enough rows, the rows are split among Numba
+        threads, each running single-threaded BLAS on its own part. Only the
+        main thread launches the parallel kernel: Numba's default threading
+        layer cannot run two parallel launches at once.
+        """
+        n = X.shape[0]
+        parts = resolve_n_threads(self.n_threads)
+        if n < parts * PARALLEL_MIN_ROWS or threading.current_thread() is not \
+                threading.main_thread():
+            parts = 1
+        chunk = min(PREDICT_CHUNK, -(-n // parts))
         a_off = block_offsets(self.layer_sizes, chunk, with_input=False)
-        acts = np.empty(int(a_off[-1]), dtype=self.dtype)
-        out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
-        code = losses.LOSSES[self.loss].code if output else -1
-        with thread_limits(self.n_threads, product_work(self.layer_sizes, chunk)):
-            predict_inplace(X, self.params_, self._offsets, self._sizes, acts,
-                            np.empty(0, dtype=self.dtype), a_off,
-                            activations.ACTIVATIONS[self.activation].code, code, out)
+        acts = np.empty(int(a_off[-1]) * parts, dtype=self.dtype)
+        out = np.empty((n, self.layer_sizes[-1]), dtype=self.dtype)
+        args = (X, self.params_, self._offsets, self._sizes, acts, a_off,
+                activations.ACTIVATIONS[self.activation].code,
+                losses.LOSSES[self.loss].code if output else -1, out)
+        if parts > 1:
+            with thread_limits(parts, work=0):   # Numba threads, BLAS single-threaded
+                predict_parallel_inplace(*args)
+        else:
+            with thread_limits(self.n_threads, product_work(self.layer_sizes, chunk)):
+                predict_inplace(*args)
         return out
 
     def decision_function(self, X):

@@ -178,3 +178,20 @@ def test_callback_sees_every_epoch_and_can_stop(rng):
     assert seen == [1, 2, 3] and len(net.history_["loss"]) == 3
     three = fastbp.MLP([6, 8, 3], random_state=0).fit(X, y, epochs=3)
     np.testing.assert_array_equal(net.params_, three.params_)
+
+
+def test_parallel_inference_matches_serial(rng):
+    import threading
+    X = rng.standard_normal((5000, 6))
+    net = fastbp.MLP([6, 16, 3], random_state=0, n_threads=2, dtype="float64")
+    parallel = net.predict_proba(X)                 # rows split between two threads
+    net.n_threads = 1
+    serial = net.predict_proba(X)
+    np.testing.assert_allclose(parallel, serial, rtol=1e-14)
+    np.testing.assert_allclose(parallel[:7], net.predict_proba(X[:7]), rtol=1e-14)
+    net.n_threads = 2
+    results = []
+    worker = threading.Thread(target=lambda: results.append(net.predict_proba(X)))
+    worker.start()
+    worker.join()
+    np.testing.assert_allclose(results[0], serial, rtol=1e-14)

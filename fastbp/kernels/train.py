@@ -22,12 +22,14 @@ and ``D_{l-1} = (D_l @ W_l.T) * f'(Z_{l-1})``.
 
 import math
 
-from ..config import jit
+from numba import prange
+
+from ..config import jit, parallel_jit
 from .activations import add_bias_inplace, bias_activation_inplace, derivative_inplace
 from .blas import matmul_inplace
 from .dtypes import like
 from .losses import loss_delta_inplace, output_activation_inplace
-from .views import block, borrow, segment
+from .views import block, borrow, rows, segment
 from .optimizers import (CLIP_NORM, CLIP_VALUE, L2, LR, MOMENTUM,
                          finish_gradients_inplace, update_inplace)
 
@@ -294,18 +296,17 @@ def loss_grad_inplace(X, Y, sw, idx, params, grads, offsets, sizes, acts, deltas
 
 
 @jit
-def predict_inplace(X, params, offsets, sizes, acts, pre, a_off, hidden, output_code,
-                    out):
+def predict_inplace(X, params, offsets, sizes, acts, a_off, hidden, output_code, out):
     """Outputs of the network for every row of ``X``, in chunks.
 
     Parameters
     ----------
     X : ndarray, shape (N, n_0)
+    params, offsets, sizes, hidden : as in :func:`forward_inplace`
     acts : ndarray, flat
         Work buffer whose blocks 1..L hold ``chunk`` rows each (block 0, the
         input, is not used: ``a_off[0] == a_off[1]``).
-    pre : ndarray, flat, empty
-        No pre-activations are kept.
+    a_off : ndarray of int64, shape (L + 2,)
     output_code : int
         Loss code whose output activation is applied, or -1 for raw logits.
     out : ndarray, shape (N, n_L)
@@ -314,10 +315,37 @@ def predict_inplace(X, params, offsets, sizes, acts, pre, a_off, hidden, output_
     N = X.shape[0]
     L = sizes.size - 1
     chunk = (a_off[L + 1] - a_off[L]) // sizes[L]
+    no_pre = segment(acts, 0, 0)
     for lo in range(0, N, chunk):
-        rows = min(chunk, N - lo)
-        forward_inplace(X[lo:lo + rows], params, offsets, sizes, acts, pre, a_off, hidden)
-        Z = block(acts, a_off[L], rows, sizes[L])
+        count = min(chunk, N - lo)
+        forward_inplace(rows(X, lo, count), params, offsets, sizes, acts, no_pre, a_off,
+                        hidden)
+        Z = block(acts, a_off[L], count, sizes[L])
         if output_code >= 0:
             output_activation_inplace(Z, output_code)
-        out[lo:lo + rows] = Z
+        target = rows(out, lo, count)
+        for i in range(count):
+            for j in range(sizes[L]):
+                target[i, j] = Z[i, j]
+
+
+@parallel_jit
+def predict_parallel_inplace(X, params, offsets, sizes, acts, a_off, hidden, output_code,
+                             out):
+    """:func:`predict_inplace` with the rows split into parts run by parallel threads.
+
+    ``acts`` holds one work buffer of ``a_off[-1]`` elements per part; the
+    number of parts is ``acts.size // a_off[-1]``. BLAS must be single-threaded
+    around this call (the threads are Numba's).
+    """
+    N = X.shape[0]
+    slot = a_off[a_off.size - 1]
+    parts = acts.size // slot
+    per = (N + parts - 1) // parts
+    for part in prange(parts):
+        lo = part * per
+        count = min(per, N - lo)
+        if count > 0:
+            predict_inplace(rows(X, lo, count), params, offsets, sizes,
+                            segment(acts, part * slot, slot), a_off, hidden, output_code,
+                            rows(out, lo, count))

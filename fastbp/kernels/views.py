@@ -92,3 +92,25 @@ def borrow(typingctx, arr):
         return view._getvalue()
 
     return sig, codegen
+
+
+@intrinsic
+def rows(typingctx, matrix, start, count):
+    """The view ``matrix[start:start + count]`` of a C-contiguous 2-D array."""
+    if not (isinstance(matrix, types.Array) and matrix.ndim == 2 and matrix.layout == "C"):
+        return None
+    sig = types.Array(matrix.dtype, 2, "C")(matrix, start, count)
+
+    def codegen(context, builder, signature, args):
+        source = make_array(signature.args[0])(context, builder, args[0])
+        start_, count_ = [context.cast(builder, value, ty, types.intp)
+                          for value, ty in zip(args[1:], signature.args[1:])]
+        cols = cgutils.unpack_tuple(builder, source.shape)[1]
+        flat_type = types.Array(matrix.dtype, 1, "C")
+        flat = make_array(flat_type)(context, builder)
+        populate_array(flat, data=source.data, shape=[builder.mul(start_, cols)],
+                       strides=[source.itemsize], itemsize=source.itemsize, meminfo=None)
+        return _borrowed_view(context, builder, flat_type, flat._getvalue(),
+                              builder.mul(start_, cols), [count_, cols])
+
+    return sig, codegen
