@@ -336,6 +336,7 @@ class _BaseMLP(BaseEstimator):
     # --- sgd and adam -------------------------------------------------------------
 
     def _batch_size(self, n_samples):
+        """Rows per batch: ``"auto"`` is ``min(200, n_samples)``; larger ones are clipped."""
         if self.batch_size == "auto":
             return min(200, n_samples)
         if self.batch_size > n_samples:
@@ -343,10 +344,14 @@ class _BaseMLP(BaseEstimator):
                           "going to be clipped")
         return int(np.clip(self.batch_size, 1, n_samples))
 
-    def _train_config(self, batch_size):
-        """A fresh optimizer's configuration (``shuffle`` is done here, as sklearn does)."""
+    def _train_config(self):
+        """A fresh optimizer's configuration.
+
+        The batch size is set by each call (it depends on the data); shuffling is
+        done here, with scikit-learn's draws.
+        """
         config = TrainConfig(
-            batch_size=batch_size, optimizer=self.solver, lr=self.learning_rate_init,
+            batch_size=1, optimizer=self.solver, lr=self.learning_rate_init,
             alpha=self.alpha, momentum=0.0, nesterov=self.nesterovs_momentum,
             beta1=self.beta_1, beta2=self.beta_2, epsilon=self.epsilon,
             clip_norm=self.clip_norm, clip_value=self.clip_value, shuffle=False).checked()
@@ -374,6 +379,7 @@ class _BaseMLP(BaseEstimator):
         return train_data, (val_data.X, y[val], val_data.sw if weighted else None)
 
     def _stratify(self, data):
+        """Labels to stratify the validation split by: none for regression."""
         return None
 
     def _fit_stochastic(self, data, y, weighted, incremental):
@@ -395,10 +401,10 @@ class _BaseMLP(BaseEstimator):
             self._network.params_[...] = self._best_params
 
     def _start_optimizer(self, incremental):
-        """A fresh optimizer for ``fit`` (warm starts too); ``partial_fit`` keeps its own."""
+        """A fresh optimizer for ``fit`` (warm start too); ``partial_fit`` keeps one."""
         net = self._network
         if not incremental or net._state is None:
-            net._state = _TrainState(net, self._train_config(1))
+            net._state = _TrainState(net, self._train_config())
         # private state that a model file does not keep
         if not hasattr(self, "_best_params"):
             self._best_params = net.params_.copy()
@@ -418,9 +424,11 @@ class _BaseMLP(BaseEstimator):
             if self.n_iter_ == self.max_iter:
                 warnings.warn(
                     "Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                    "optimization hasn't converged yet." % self.max_iter, ConvergenceWarning)
+                    "optimization hasn't converged yet." % self.max_iter,
+                    ConvergenceWarning)
 
     def _record_epoch(self, loss, n_samples):
+        """Count an epoch of ``n_samples`` samples whose loss was ``loss``."""
         self.n_iter_ += 1
         self.t_ += n_samples
         self.loss_ = loss
@@ -439,7 +447,10 @@ class _BaseMLP(BaseEstimator):
         return False
 
     def _shuffled(self, sample_idx):
-        """``sklearn.utils.shuffle(sample_idx, random_state)``: the same draws, less overhead."""
+        """``sklearn.utils.shuffle(sample_idx, random_state)``, with less overhead.
+
+        The same draws from ``_random_state``, so the same epochs as scikit-learn.
+        """
         permutation = np.arange(sample_idx.shape[0])
         self._random_state.shuffle(permutation)
         return sample_idx[permutation]

@@ -80,7 +80,8 @@ def fit_both(name, params, X, y, sample_weight=None):
 
 def assert_same_weights(ours, theirs, rtol=1e-6):
     assert len(ours.coefs_) == len(theirs.coefs_)
-    for mine, ref in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+    pairs = zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_)
+    for mine, ref in pairs:
         assert mine.dtype == ref.dtype
         assert_allclose(mine, ref, rtol=rtol, atol=1e-9)
 
@@ -90,7 +91,8 @@ def assert_same_training(ours, theirs, rtol=1e-6):
     assert ours.n_iter_ == theirs.n_iter_
     assert ours.t_ == theirs.t_
     assert_allclose(ours.loss_, theirs.loss_, rtol=rtol)
-    for name in ("loss_curve_", "validation_scores_", "best_loss_", "best_validation_score_"):
+    for name in ("loss_curve_", "validation_scores_", "best_loss_",
+                 "best_validation_score_"):
         if hasattr(theirs, name) and getattr(theirs, name) is not None:
             assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=rtol)
         else:
@@ -139,7 +141,8 @@ def test_same_training_as_scikit_learn(task, activation, solver):
         assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("task", ["binary, weighted", "multiclass", "multi-output, weighted"])
+@pytest.mark.parametrize("task",
+                         ["binary, weighted", "multiclass", "multi-output, weighted"])
 def test_shuffling_matches_scikit_learn(task):
     name, X, y, sw, extra = problem(task)
     params = dict(hidden_layer_sizes=(7,), batch_size=10, max_iter=5, random_state=3,
