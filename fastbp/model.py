@@ -558,6 +558,7 @@ class MLP:
         main thread launches the parallel kernel: Numba's default threading
         layer cannot run two parallel launches at once.
         """
+        X = np.ascontiguousarray(X, dtype=self.dtype)   # no copy when already so
         n = X.shape[0]
         parts = resolve_n_threads(self.n_threads)
         if n < parts * PARALLEL_MIN_ROWS or threading.current_thread() is not \
