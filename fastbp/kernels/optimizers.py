@@ -11,10 +11,11 @@ reproduce its results:
   ``p <- p - lr_t * m / (sqrt(v) + eps)`` with
   ``lr_t = lr * sqrt(1 - b2**t) / (1 - b1**t)``.
 
-Gradient post-processing, :func:`finish_gradients_inplace`, runs before the
-update when needed: it adds the L2 term, clips each element to
-``[-clip_value, clip_value]`` and measures per-layer norms. Clipping by global
-norm is a scale factor applied inside the update.
+The update applies the *effective* gradient ``scale * clip(g + l2 * W)`` on
+the fly, so the L2 term, clipping by value and the update are one pass over
+the buffers. :func:`gradient_norms` measures per-layer norms and the global
+norm (for clipping by norm, the ``scale``) without writing anything, and runs
+only on the steps that need it.
 
 Hyperparameters travel as one float64 array indexed by the constants below.
 """
@@ -26,6 +27,7 @@ import numpy as np
 
 from ..config import jit
 from .dtypes import like
+from .views import segment
 
 
 class Optimizer(NamedTuple):
@@ -62,16 +64,18 @@ def hyperparameters(lr, momentum=0.0, nesterov=False, beta1=0.9, beta2=0.999,
 
 
 @jit
-def finish_gradients_inplace(grads, params, offsets, sizes, l2, clip_value,
-                             norms, measure):
-    """Add the L2 term, clip by value and measure norms, in one pass.
+def gradient_norms(grads, params, offsets, sizes, l2, clip_value, norms, measure):
+    """Norms of the effective gradient ``clip(g + l2 * W)``, without writing it.
 
-    Per layer, ``g_W <- clip(g_W + l2 * W)`` and ``g_b <- clip(g_b)``.
+    The effective gradient of layer ``l`` is ``clip(g_W + l2 * W_l)`` for its
+    weights and ``clip(g_b)`` for its bias (``clip`` to ``[-clip_value,
+    clip_value]``, none when ``clip_value == 0``): what :func:`update_inplace`
+    applies, before its global-norm scale.
 
     Parameters
     ----------
     grads, params : ndarray, shape (P,)
-        Flat gradient (updated in place) and parameter buffers.
+        Flat gradient and parameter buffers.
     offsets : ndarray of int64, shape (L,)
         Start of layer ``l`` (its weights, then its bias) in the flat buffers.
     sizes : ndarray of int64, shape (L + 1,)
@@ -79,34 +83,27 @@ def finish_gradients_inplace(grads, params, offsets, sizes, l2, clip_value,
     l2 : float
         Coefficient of ``W`` in the gradient (``alpha / sum of sample weights``).
     clip_value : float
-        Clip bound, 0 for none.
     norms : ndarray of float64, shape (L,)
-        When ``measure``, overwritten with each layer's gradient norm before clipping.
+        When ``measure``, overwritten with each layer's norm before clipping.
     measure : bool
 
     Returns
     -------
     float
-        Squared global norm of the gradient after clipping by value.
+        Squared global norm after clipping by value.
     """
-    coef = like(l2, grads)
-    bound = like(clip_value, grads)
+    bound = like(clip_value if clip_value > 0.0 else math.inf, grads)
     total = 0.0
     for layer in range(sizes.size - 1):
-        start = offsets[layer]
-        n_weights = sizes[layer] * sizes[layer + 1]
-        stop = start + n_weights + sizes[layer + 1]
-        raw = 0.0
-        clipped = 0.0
-        for i in range(start, stop):
-            g = grads[i]
-            if coef != 0.0 and i < start + n_weights:
-                g += coef * params[i]
-            raw += g * g
-            if bound > 0.0:
+        raw = like(0.0, grads)
+        clipped = like(0.0, grads)
+        for coef, (G, W) in ((like(l2, grads), _weights(grads, params, offsets, sizes, layer)),
+                             (like(0.0, grads), _biases(grads, params, offsets, sizes, layer))):
+            for i in range(G.size):
+                g = G[i] + coef * W[i]
+                raw += g * g
                 g = min(max(g, -bound), bound)
-            clipped += g * g
-            grads[i] = g
+                clipped += g * g
         if measure:
             norms[layer] = math.sqrt(raw)
         total += clipped
@@ -114,56 +111,120 @@ def finish_gradients_inplace(grads, params, offsets, sizes, l2, clip_value,
 
 
 @jit
-def update_inplace(params, grads, state1, state2, code, hyper, t, scale):
+def _weights(grads, params, offsets, sizes, layer):
+    """Layer ``layer``'s weight segments of ``grads`` and ``params`` (flat views)."""
+    n = sizes[layer] * sizes[layer + 1]
+    return segment(grads, offsets[layer], n), segment(params, offsets[layer], n)
+
+
+@jit
+def _biases(grads, params, offsets, sizes, layer):
+    """Layer ``layer``'s bias segments of ``grads`` and ``params`` (flat views)."""
+    start = offsets[layer] + sizes[layer] * sizes[layer + 1]
+    n = sizes[layer + 1]
+    return segment(grads, start, n), segment(params, start, n)
+
+
+@jit
+def add_l2_inplace(grads, params, offsets, sizes, l2, clip_value):
+    """``g_W <- clip(g_W + l2 * W)`` and ``g_b <- clip(g_b)`` for every layer, in place.
+
+    ``clip`` is to ``[-clip_value, clip_value]``, none when ``clip_value == 0``.
+    """
+    coef = like(l2, grads)
+    bound = like(clip_value, grads)
+    for layer in range(sizes.size - 1):
+        G, W = _weights(grads, params, offsets, sizes, layer)
+        for i in range(G.size):
+            G[i] += coef * W[i]
+        if clip_value > 0.0:
+            for G in (G, _biases(grads, params, offsets, sizes, layer)[0]):
+                for i in range(G.size):
+                    G[i] = min(max(G[i], -bound), bound)
+
+
+@jit
+def _update_segment(P, G, S1, S2, l2, code, lr, mu, nesterov, beta1, beta2, eps, step,
+                    scale):
+    """:func:`update_inplace` on one segment (views), constants in the dtype."""
+    one = like(1.0, P)
+    if code == 0:
+        if mu == 0.0:
+            for i in range(P.size):
+                P[i] -= lr * (G[i] + l2 * P[i])
+        elif nesterov:
+            for i in range(P.size):
+                g = G[i] + l2 * P[i]
+                v = mu * S1[i] - lr * g
+                S1[i] = v
+                P[i] += mu * v - lr * g
+        else:
+            for i in range(P.size):
+                v = mu * S1[i] - lr * (G[i] + l2 * P[i])
+                S1[i] = v
+                P[i] += v
+    else:
+        for i in range(P.size):
+            g = scale * (G[i] + l2 * P[i])
+            m = beta1 * S1[i] + (one - beta1) * g
+            v = beta2 * S2[i] + (one - beta2) * g * g
+            S1[i] = m
+            S2[i] = v
+            P[i] -= step * m / (math.sqrt(v) + eps)
+
+
+@jit
+def update_inplace(params, grads, state1, state2, offsets, sizes, code, hyper, t, scale,
+                   l2):
     """Apply one optimizer step to the flat buffers, in place.
+
+    The step uses the effective gradient ``scale * clip(g + l2 * W)`` (no L2
+    term on biases; ``clip`` by ``hyper[CLIP_VALUE]``). Without clipping by
+    value it is computed on the fly, so the L2 term and the update are one
+    pass; with it, ``grads`` is first overwritten with the clipped gradient.
 
     Parameters
     ----------
     params : ndarray, shape (P,)
         Updated in place.
     grads : ndarray, shape (P,)
-        Gradient; multiplied by ``scale`` (global-norm clipping) on the fly.
+        Gradient of the data term (overwritten only when clipping by value).
     state1, state2 : ndarray, shape (P,) or (0,)
         Optimizer state (velocity; Adam's first and second moments), in place.
+    offsets, sizes : as in :func:`gradient_norms`
     code : int
         ``OPTIMIZERS[name].code``.
     hyper : ndarray of float64, shape (N_HYPER,)
     t : int
         Step number, starting at 1 (Adam's bias correction).
     scale : float
-        Factor applied to the gradient.
+        Global-norm clipping factor.
+    l2 : float
+        Coefficient of ``W`` in the gradient.
     """
-    n = params.size
-    if code == 0:
-        lr = like(hyper[LR] * scale, params)
-        mu = like(hyper[MOMENTUM], params)
-        if mu == 0.0:
-            for i in range(n):
-                params[i] -= lr * grads[i]
-        elif hyper[NESTEROV] != 0.0:
-            for i in range(n):
-                v = mu * state1[i] - lr * grads[i]
-                state1[i] = v
-                params[i] += mu * v - lr * grads[i]
-        else:
-            for i in range(n):
-                v = mu * state1[i] - lr * grads[i]
-                state1[i] = v
-                params[i] += v
-    elif code == 1:
-        b1 = hyper[BETA1]
-        b2 = hyper[BETA2]
-        lr_t = hyper[LR] * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
-        step = like(lr_t, params)
-        beta1 = like(b1, params)
-        beta2 = like(b2, params)
-        one = like(1.0, params)
-        eps = like(hyper[EPSILON], params)
-        g_scale = like(scale, params)
-        for i in range(n):
-            g = g_scale * grads[i]
-            m = beta1 * state1[i] + (one - beta1) * g
-            v = beta2 * state2[i] + (one - beta2) * g * g
-            state1[i] = m
-            state2[i] = v
-            params[i] -= step * m / (math.sqrt(v) + eps)
+    if hyper[CLIP_VALUE] > 0.0:
+        # clipping by value needs the whole effective gradient first
+        add_l2_inplace(grads, params, offsets, sizes, l2, hyper[CLIP_VALUE])
+        l2 = 0.0
+    coef = like(l2, params)
+    zero = like(0.0, params)
+    lr = like(hyper[LR] * scale, params)
+    mu = like(hyper[MOMENTUM], params)
+    b1 = hyper[BETA1]
+    b2 = hyper[BETA2]
+    step = like(hyper[LR] * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t), params)
+    beta1 = like(b1, params)
+    beta2 = like(b2, params)
+    eps = like(hyper[EPSILON], params)
+    g_scale = like(scale, params)
+    nesterov = hyper[NESTEROV] != 0.0
+    n_state1 = state1.size > 0
+    n_state2 = state2.size > 0
+    for layer in range(sizes.size - 1):
+        for l2_coef, start, n in ((coef, offsets[layer], sizes[layer] * sizes[layer + 1]),
+                                  (zero, offsets[layer] + sizes[layer] * sizes[layer + 1],
+                                   sizes[layer + 1])):
+            _update_segment(segment(params, start, n), segment(grads, start, n),
+                            segment(state1, start, n if n_state1 else 0),
+                            segment(state2, start, n if n_state2 else 0), l2_coef, code,
+                            lr, mu, nesterov, beta1, beta2, eps, step, g_scale)

@@ -30,8 +30,8 @@ from .blas import matmul_inplace
 from .dtypes import like
 from .losses import loss_delta_inplace, output_activation_inplace
 from .views import block, borrow, rows, segment
-from .optimizers import (CLIP_NORM, CLIP_VALUE, L2, LR, MOMENTUM,
-                         finish_gradients_inplace, update_inplace)
+from .optimizers import (CLIP_NORM, CLIP_VALUE, L2, LR, MOMENTUM, add_l2_inplace,
+                         gradient_norms, update_inplace)
 
 SGD_CODE = 0
 
@@ -93,7 +93,7 @@ def backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off
     * ``fused``: plain SGD in place, ``W_l <- (1 - lr*l2*inv_sw) W_l -
       lr*inv_sw A_l.T @ D_l`` as one gemm, and ``b_l -= lr*inv_sw sum_i D_l[i]``;
     * otherwise: ``grads`` gets ``A_l.T @ D_l * inv_sw`` and ``sum_i D_l[i] * inv_sw``
-      (the L2 term is added later by ``finish_gradients_inplace``).
+      (the L2 term is added on the fly by the optimizer update).
 
     Parameters
     ----------
@@ -147,12 +147,14 @@ def backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off
 
 @jit
 def sum_squared_weights(params, offsets, sizes):
-    """``sum_l ||W_l||^2`` (biases excluded), in float64."""
+    """``sum_l ||W_l||^2`` (biases excluded), accumulated per layer in the dtype."""
     total = 0.0
     for layer in range(sizes.size - 1):
-        start = offsets[layer]
-        for i in range(start, start + sizes[layer] * sizes[layer + 1]):
-            total += params[i] * params[i]
+        W = segment(params, offsets[layer], sizes[layer] * sizes[layer + 1])
+        layer_total = like(0.0, params)
+        for i in range(W.size):
+            layer_total += W[i] * W[i]
+        total += layer_total
     return total
 
 
@@ -265,12 +267,14 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
                          hidden, 1.0 / sw_sum, fused, lr, alpha, scratch)
         step[0] += 1
         if not fused:
-            sq = finish_gradients_inplace(grads, params, offsets, sizes, alpha / sw_sum,
-                                          clip_value, norms, measure)
             scale = 1.0
-            if clip_norm > 0.0 and sq > clip_norm * clip_norm:
-                scale = clip_norm / math.sqrt(sq)
-            update_inplace(params, grads, state1, state2, opt_code, hyper, step[0], scale)
+            if measure or clip_norm > 0.0:
+                sq = gradient_norms(grads, params, offsets, sizes, alpha / sw_sum,
+                                    clip_value, norms, measure)
+                if clip_norm > 0.0 and sq > clip_norm * clip_norm:
+                    scale = clip_norm / math.sqrt(sq)
+            update_inplace(params, grads, state1, state2, offsets, sizes, opt_code, hyper,
+                           step[0], scale, alpha / sw_sum)
     return total / n, n_batches
 
 
@@ -290,8 +294,8 @@ def loss_grad_inplace(X, Y, sw, idx, params, grads, offsets, sizes, acts, deltas
                                         deltas, pre, a_off, hidden, loss_code, alpha)
     backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off,
                      hidden, 1.0 / sw_sum, False, 0.0, alpha, scratch)
-    finish_gradients_inplace(grads, params, offsets, sizes, alpha / sw_sum, 0.0, norms,
-                             True)
+    add_l2_inplace(grads, params, offsets, sizes, alpha / sw_sum, 0.0)
+    gradient_norms(grads, params, offsets, sizes, 0.0, 0.0, norms, True)
     return loss
 
 
