@@ -35,6 +35,7 @@ PREDICT_ROWS = 10_000
 #: The fresh interpreter of the compile-time benchmarks: imports fastbp,
 #: trains one epoch with ``fit``'s defaults, then says so.
 FIRST_EPOCH_SCRIPT = """
+import numpy as np
 import fastbp
 rng = np.random.default_rng(0)
 X = rng.standard_normal((512, 64), dtype=np.float32)

@@ -130,3 +130,15 @@ def test_asv_benchmark_names():
             assert not [n for n in vars(cls) if n.startswith(prefixes)], cls
     assert set(benchmarks.CASES) >= set(compare.CASES)
     assert replace(benchmarks.CASES["wide"], n_samples=1).layers == (1024, 1024, 1024, 10)
+
+
+def test_ab_worker_runs_the_given_fastbp():
+    ab = importlib.import_module("bench.ab")
+    assert ab.export(str(REPO), "unused") == str(REPO)
+    worker = ab.Worker("new", str(REPO), 1)
+    try:
+        hello = worker.ask(op="hello")
+    finally:
+        worker.close()
+    assert Path(hello["path"]) == REPO / "fastbp"
+    assert worker.proc.returncode == 0
