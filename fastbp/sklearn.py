@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .kernels.activations import ACTIVATIONS
 from .model import MLP, TrainConfig, _Data, _TrainState
-from .threads import thread_limits
+from .threads import product_work, thread_limits
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -231,7 +231,9 @@ class _BaseMLP(BaseEstimator):
         net = self._network
         net.n_threads = self.n_threads
         data = net._prepare(*(_writeable(a) for a in (X, Y, sample_weight)))
-        with thread_limits(self.n_threads):
+        batch = min(200, data.n) if self.batch_size == "auto" else self.batch_size
+        rows = data.n if self.solver == "lbfgs" else min(max(batch, 1), data.n)
+        with thread_limits(self.n_threads, product_work(net.layer_sizes, rows)):
             if self.solver == "lbfgs":
                 self._fit_lbfgs(data)
             else:
