@@ -326,7 +326,7 @@ class MLP:
                                  f"output layer has {k} classes (labels 0..{k - 1}); "
                                  "encode labels as 0..k-1 (sklearn LabelEncoder) or "
                                  "widen the output layer.")
-            return np.ascontiguousarray(y.reshape(-1, 1), dtype=self.dtype)
+            return v.writeable_native(np.ascontiguousarray(y.reshape(-1, 1), dtype=self.dtype))
         if y.ndim == 1:
             y = y.reshape(-1, 1)
         if y.ndim != 2 or y.shape[1] != k:
@@ -337,7 +337,7 @@ class MLP:
                              "for binary_cross_entropy.")
         if self.loss == "poisson" and (y < 0).any():
             raise ValueError(f"{name} must be non-negative for the poisson loss.")
-        Y = np.ascontiguousarray(y, dtype=self.dtype)
+        Y = v.writeable_native(np.ascontiguousarray(y, dtype=self.dtype))
         v.check_finite(name, Y)
         return Y
 

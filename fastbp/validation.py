@@ -84,6 +84,18 @@ def check_finite(name, array):
                          "values before training.")
 
 
+def writeable_native(array):
+    """``array``, copied if it is read-only or not in native byte order.
+
+    Numba compiles separate machine code for read-only arrays: accepting one
+    as it is would cost a second compilation of every kernel (seconds), far
+    more than the copy.
+    """
+    if array.dtype.byteorder not in "=|":
+        return array.astype(array.dtype.newbyteorder("="))
+    return array if array.flags.writeable else array.copy()
+
+
 def check_features(X, dtype, n_features=None, name="X"):
     """``X`` as a finite C-contiguous 2-D array of ``dtype``, native byte order.
 
@@ -106,9 +118,7 @@ def check_features(X, dtype, n_features=None, name="X"):
                          f"expects {n_features}.")
     check_finite(name, array)
     with np.errstate(over="ignore"):  # values too large for dtype become inf, caught below
-        out = np.ascontiguousarray(array, dtype=dtype)
-    if out.dtype.byteorder not in "=|":
-        out = out.astype(out.dtype.newbyteorder("="))
+        out = writeable_native(np.ascontiguousarray(array, dtype=dtype))
     if out.dtype.kind == "f":
         check_finite(name, out)  # e.g. float64 values too large for float32
     return out
@@ -130,7 +140,7 @@ def check_sample_weight(sample_weight, n_samples, dtype):
     if not sw.any():
         raise ValueError("sample_weight sums to zero; at least one sample needs a "
                          "positive weight.")
-    return np.ascontiguousarray(sw, dtype=dtype)
+    return writeable_native(np.ascontiguousarray(sw, dtype=dtype))
 
 
 def check_same_length(X, y, name_x="X", name_y="y"):

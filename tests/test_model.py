@@ -124,6 +124,21 @@ def test_read_only_and_integer_inputs(rng):
     assert not Xr.flags.writeable
 
 
+def test_read_only_inputs_compile_nothing_new(rng):
+    """Read-only arrays would make Numba compile every kernel a second time."""
+    from fastbp.kernels.train import train_epoch_inplace
+    X = rng.standard_normal((30, 6)).astype(np.float32)
+    y = rng.integers(0, 3, size=30)
+    fastbp.MLP([6, 5, 3], random_state=0).fit(X, y, epochs=1)
+    compiled = len(train_epoch_inplace.signatures)
+    for array in (X, y):
+        array.setflags(write=False)
+    sw = np.ones(30)
+    sw.setflags(write=False)
+    fastbp.MLP([6, 5, 3], random_state=0).fit(X, y, epochs=1, sample_weight=sw)
+    assert len(train_epoch_inplace.signatures) == compiled
+
+
 def test_pickle_round_trip(rng):
     X, y = small_problem(rng)
     net = fastbp.MLP([6, 8, 3], random_state=0).fit(X, y, epochs=2)
