@@ -2,9 +2,8 @@
 
 ``fastbp train`` with no arguments trains on the handwritten digits bundled with
 scikit-learn. This module only translates between the command line and the
-library: data comes from :mod:`fastbp.data`, training from
-:mod:`fastbp.training`, model files from :mod:`fastbp.io`, images from
-:mod:`fastbp.plotting`.
+library: data comes from :mod:`fastbp.data`, training is ``MLP.fit``, model
+files come from :mod:`fastbp.io`, images from :mod:`fastbp.plotting`.
 
 Every error the user can fix (a bad path, a malformed file, a bad option value)
 is one line on stderr and exit status 2; a diverging loss exits with 1.
@@ -15,7 +14,9 @@ import csv
 import dataclasses
 import os
 import sys
+import time
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,10 +24,9 @@ from . import io
 from . import validation as v
 from .data import DIGITS, is_classification, load_dataset
 from .kernels import activations, initializers, losses, optimizers
-from .model import DTYPES, MLP, TrainConfig
+from .model import DTYPES, MLP, InterruptedTrainingWarning, TrainConfig
 from .plotting import plot_history, require_matplotlib
 from .progress import EpochProgress
-from .training import train_epochs
 
 PROG = "fastbp"
 
@@ -212,9 +212,8 @@ def _train(args):
 
     show = sys.stderr.isatty() if args.progress is None else args.progress
     with EpochProgress(epochs, show, "acc" if loss in _CLASSIFICATION else "r2") as bar:
-        result = train_epochs(net, X_train, y_train, epochs, config,
-                              None if X_val is None else (X_val, y_val),
-                              on_epoch=bar.update)
+        result = _fit(net, X_train, y_train, epochs, config,
+                      None if X_val is None else (X_val, y_val), bar.update)
     if result.interrupted:
         print(f"{PROG}: interrupted after {result.epochs} of {epochs} epoch(s); keeping "
               "the weights of the last completed epoch", file=sys.stderr)
@@ -234,6 +233,40 @@ def _train(args):
         rows.append(("plot", f"saved to {args.plot}"))
     _print_rows(rows)
     return 130 if result.interrupted else 0
+
+
+class _Run(NamedTuple):
+    """What :func:`_fit` did."""
+
+    epochs: int         # completed (fewer than asked if interrupted)
+    seconds: float      # wall-clock time of MLP.fit, validation scoring included
+    interrupted: bool   # Ctrl-C stopped training; the model keeps its last epoch
+
+
+def _fit(net, X, y, epochs, config, validation_data, on_epoch):
+    """``net.fit`` from fresh weights, calling ``on_epoch(net)`` after every epoch.
+
+    ``MLP.fit`` turns Ctrl-C into an :class:`InterruptedTrainingWarning` and
+    returns with the last completed epoch: that warning is taken here as the
+    sign of an interruption, and every other warning is passed on.
+    """
+    caught = []
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", InterruptedTrainingWarning)
+            net.fit(X, y, epochs=epochs, validation_data=validation_data,
+                    callback=on_epoch, **dataclasses.asdict(config))
+    finally:
+        seconds = time.perf_counter() - start
+        interrupted = False
+        for w in caught:
+            if issubclass(w.category, InterruptedTrainingWarning):
+                interrupted = True
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno,
+                                       source=w.source)
+    return _Run(len(net.history_["loss"]), seconds, interrupted)
 
 
 def _training_info(net, data, classes, config, result, n_train, scored, args):

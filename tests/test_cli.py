@@ -1,4 +1,4 @@
-"""The ``fastbp`` command line, end to end, and its epoch driver."""
+"""The ``fastbp`` command line, end to end."""
 
 import csv
 import json
@@ -6,16 +6,16 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
 import fastbp
 from fastbp.cli import main
-from fastbp.model import TrainConfig
-from fastbp.training import train_epochs
 
 REPO = Path(fastbp.__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -121,38 +121,27 @@ def test_default_run_reaches_97_percent(capsys):
     assert "not saved" in summary_value(out, "model")
 
 
-def test_the_driver_trains_exactly_like_fit():
+def test_training_is_exactly_fit(capsys, tmp_path):
     X, y = load_digits(return_X_y=True)
-    X = X[:400] / 16.0
-    kwargs = dict(optimizer="adam", lr=0.003, alpha=0.01, clip_norm=5.0, batch_size=20)
-    a = fastbp.MLP([64, 24, 10], activation="tanh", random_state=5)
-    a.fit(X, y[:400], epochs=3, validation_data=(X[:50], y[:50]), **kwargs)
-    b = fastbp.MLP([64, 24, 10], activation="tanh", random_state=5)
-    seen = []
-    result = train_epochs(b, X, y[:400], 3, TrainConfig(**kwargs), (X[:50], y[:50]),
-                          on_epoch=lambda net: seen.append(len(net.history_["loss"])))
-    assert (result.epochs, result.interrupted, seen) == (3, False, [1, 2, 3])
-    assert a.params_.tobytes() == b.params_.tobytes()
+    X, y = X[:400] / 16.0, y[:400]
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    code, out, err = cli(capsys, "train", tmp_path / "d.npz", "--hidden", 24,
+                         "--activation", "tanh", "--optimizer", "adam", "--lr", 0.003,
+                         "--alpha", 0.01, "--clip-norm", 5, "--batch-size", 20,
+                         "--epochs", 3, "--seed", 5, "--save", tmp_path / "m.npz")
+    assert code == 0, err
+    X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.2,
+                                                      random_state=5, stratify=y)
+    expected = fastbp.MLP([64, 24, 10], activation="tanh", random_state=5)
+    expected.fit(X_train, y_train, epochs=3, optimizer="adam", lr=0.003, alpha=0.01,
+                 clip_norm=5.0, batch_size=20, validation_data=(X_val, y_val))
+    net = fastbp.load(tmp_path / "m.npz")
+    assert net.params_.tobytes() == expected.params_.tobytes()
     for key in ("loss", "val_loss", "val_score", "grad_norm"):
-        assert a.history_[key] == b.history_[key]
+        assert net.history_[key] == expected.history_[key]
 
 
-def test_ctrl_c_between_epochs_keeps_the_finished_ones():
-    X, y = load_digits(return_X_y=True)
-    net = fastbp.MLP([64, 8, 10], random_state=0)
-
-    def stop_after_two(net):
-        if len(net.history_["loss"]) == 2:
-            raise KeyboardInterrupt
-
-    result = train_epochs(net, X / 16.0, y, 5, on_epoch=stop_after_two)
-    assert (result.epochs, result.interrupted) == (2, True)
-    assert all(len(values) == 2 for values in net.history_.values())
-
-
-def test_ctrl_c_inside_an_epoch_undoes_it(monkeypatch):
-    X, y = load_digits(return_X_y=True)
-    net = fastbp.MLP([64, 8, 10], random_state=0)
+def test_ctrl_c_saves_the_finished_epochs_and_exits_130(capsys, monkeypatch, tmp_path):
     epoch = fastbp.MLP._epoch
     weights = []
 
@@ -165,10 +154,27 @@ def test_ctrl_c_inside_an_epoch_undoes_it(monkeypatch):
         return loss
 
     monkeypatch.setattr(fastbp.MLP, "_epoch", interrupted_during_third_record)
-    result = train_epochs(net, X / 16.0, y, 5)
-    assert (result.epochs, result.interrupted) == (2, True)
+    code, out, err = cli(capsys, "train", "--epochs", 5, "--hidden", 8, "--progress",
+                         "--save", tmp_path / "m.npz")
+    assert code == 130
+    assert err.endswith("fastbp: interrupted after 2 of 5 epoch(s); keeping the weights "
+                        "of the last completed epoch\n")
+    assert "warning" not in err
+    assert summary_value(out, "training").startswith("2 epochs (interrupted, of 5)")
+    net, info = fastbp.load(tmp_path / "m.npz", return_info=True)
+    assert info["training"]["interrupted"] and info["training"]["epochs"] == 2
     assert all(len(values) == 2 for values in net.history_.values())
     assert net.params_.tobytes() == weights[2].tobytes()
+
+
+def test_other_training_warnings_are_shown(capsys, monkeypatch):
+    def warn(self):
+        warnings.warn("Exploding gradients: test.", fastbp.GradientWarning)
+
+    monkeypatch.setattr(fastbp.MLP, "_warn_gradients", warn)
+    code, out, err = cli(capsys, "train", "--epochs", 1, "--hidden", 8)
+    assert code == 0
+    assert err == "fastbp: warning: Exploding gradients: test.\n"
 
 
 def test_text_labels_are_decoded(capsys, tmp_path):
