@@ -84,15 +84,15 @@ def forward_inplace(A0, params, offsets, sizes, acts, pre, a_off, hidden):
 
 @jit
 def backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off,
-                     hidden, inv_sw, fused, lr, l2, scratch):
+                     hidden, inv_sw, lr, l2, scratch):
     """Backward pass from the output gradient in the last block of ``deltas``.
 
     For each layer, from the top: the input delta ``D_{l-1}`` (with the
     activation derivative fused in) is computed from ``W_l`` first, then either
 
-    * ``fused``: plain SGD in place, ``W_l <- (1 - lr*l2*inv_sw) W_l -
+    * ``lr > 0``: plain SGD in place, ``W_l <- (1 - lr*l2*inv_sw) W_l -
       lr*inv_sw A_l.T @ D_l`` as one gemm, and ``b_l -= lr*inv_sw sum_i D_l[i]``;
-    * otherwise: ``grads`` gets ``A_l.T @ D_l * inv_sw`` and ``sum_i D_l[i] * inv_sw``
+    * ``lr == 0``: ``grads`` gets ``A_l.T @ D_l * inv_sw`` and ``sum_i D_l[i] * inv_sw``
       (the L2 term is added on the fly by the optimizer update).
 
     Parameters
@@ -104,9 +104,10 @@ def backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off
         Blocks 1..L-1 are overwritten.
     inv_sw : float
         ``1 / S``.
-    fused : bool
-    lr, l2 : float
-        Learning rate and ``alpha``, used when ``fused``.
+    lr : float
+        Learning rate of the fused plain-SGD update, or 0 to write ``grads``.
+    l2 : float
+        ``alpha``, used by the fused update.
     scratch : ndarray, shape (max(sizes),)
         Scratch space for the column sums of ``D_l``.
     """
@@ -130,7 +131,7 @@ def backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off
         for i in range(rows):
             for j in range(n_out):
                 s[j] += D[i, j]
-        if fused:
+        if lr > 0.0:
             step = lr * inv_sw
             matmul_inplace(True, False, -step, A, D, 1.0 - step * l2, W)
             b = segment(params, start + n_in * n_out, n_out)
@@ -264,7 +265,7 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
         measure = k == 0
         fused = plain_sgd and not measure
         backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off,
-                         hidden, 1.0 / sw_sum, fused, lr, alpha, scratch)
+                         hidden, 1.0 / sw_sum, lr if fused else 0.0, alpha, scratch)
         step[0] += 1
         if not fused:
             scale = 1.0
@@ -293,7 +294,7 @@ def loss_grad_inplace(X, Y, sw, idx, params, grads, offsets, sizes, acts, deltas
     loss, sw_sum = batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes, acts,
                                         deltas, pre, a_off, hidden, loss_code, alpha)
     backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off,
-                     hidden, 1.0 / sw_sum, False, 0.0, alpha, scratch)
+                     hidden, 1.0 / sw_sum, 0.0, alpha, scratch)
     add_l2_inplace(grads, params, offsets, sizes, alpha / sw_sum, 0.0)
     gradient_norms(grads, params, offsets, sizes, 0.0, 0.0, norms, True)
     return loss
