@@ -51,6 +51,25 @@ ALIASES = {
 
 
 @jit
+def _shifted_exp_row(Z, out, i):
+    """``out[i] = exp(Z[i] - m)`` with ``m = max(Z[i])``; returns ``m`` and ``sum(out[i])``.
+
+    The shift keeps every exponent <= 0, so nothing overflows: softmax is
+    ``out[i] / sum`` and log-sum-exp is ``m + log(sum)``. ``out`` may be ``Z``.
+    """
+    k = Z.shape[1]
+    m = Z[i, 0]
+    for j in range(1, k):
+        m = max(m, Z[i, j])
+    s = like(0.0, Z)
+    for j in range(k):
+        e = math.exp(Z[i, j] - m)
+        out[i, j] = e
+        s += e
+    return m, s
+
+
+@jit
 def loss_delta_inplace(Z, Y, sw, idx, delta, code):
     """Sum of weighted per-sample losses; writes the output gradient into ``delta``.
 
@@ -80,14 +99,7 @@ def loss_delta_inplace(Z, Y, sw, idx, delta, code):
     total = 0.0
     if code == 0:
         for i in range(n):
-            m = Z[i, 0]
-            for j in range(1, k):
-                m = max(m, Z[i, j])
-            s = like(0.0, Z)
-            for j in range(k):
-                e = math.exp(Z[i, j] - m)
-                delta[i, j] = e
-                s += e
+            m, s = _shifted_exp_row(Z, delta, i)
             w = sw[idx[i]]
             target = int(Y[idx[i], 0])
             total += w * (m + math.log(s) - Z[i, target])
@@ -139,14 +151,7 @@ def output_activation_inplace(Z, code):
     n, k = Z.shape
     if code == 0:
         for i in range(n):
-            m = Z[i, 0]
-            for j in range(1, k):
-                m = max(m, Z[i, j])
-            s = like(0.0, Z)
-            for j in range(k):
-                e = math.exp(Z[i, j] - m)
-                Z[i, j] = e
-                s += e
+            _, s = _shifted_exp_row(Z, Z, i)
             inv = like(1.0, Z) / s
             for j in range(k):
                 Z[i, j] *= inv
