@@ -393,7 +393,7 @@ def describe(net, info):
         rows.append(("data", text))
     if info.get("classes") is not None:
         rows.append(("classes", _shorten(info["classes"])))
-    rows.append(("network", f"{'-'.join(map(str, net.layer_sizes))} {net.activation}, "
+    rows.append(("network", f"{_widths(net)} {net.activation}, "
                             f"{net.loss}, {net.dtype.name}, {net.params_.size:,} "
                             "parameters"))
     training = info.get("training")
@@ -443,9 +443,14 @@ def _shorten(values, limit=12):
                                else "")
 
 
+def _widths(net):
+    """Layer widths as ``64-256-10``."""
+    return "-".join(map(str, net.layer_sizes))
+
+
 def _title(net, info):
     source = f" on {info['data']}" if info.get("data") else ""
-    return f"fastbp {'-'.join(map(str, net.layer_sizes))} {net.activation}{source}"
+    return f"fastbp {_widths(net)} {net.activation}{source}"
 
 
 def _print_rows(rows):

@@ -9,6 +9,7 @@ import csv
 import os
 import re
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,13 +87,21 @@ def is_classification(y):
     return y.ndim == 1 and y.dtype.kind in "biuUSO"
 
 
-def _load_npz(path, need_y):
+@contextmanager
+def _reading_npz(path):
+    """Failures to read the archive at ``path`` as one ``ValueError`` (a missing or
+    inaccessible file keeps its ``OSError``)."""
     try:
-        archive = np.load(path, allow_pickle=False)
+        yield
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path} is not a readable .npz archive: {exc}") from None
+
+
+def _load_npz(path, need_y):
+    with _reading_npz(path):
+        archive = np.load(path, allow_pickle=False)
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(f"{path} holds a single array; save features and targets with "
                          "numpy.savez(path, X=X, y=y).")
@@ -101,11 +110,9 @@ def _load_npz(path, need_y):
             wanted = "X and y" if need_y else "X"
             raise ValueError(f"{path} must hold arrays named {wanted}; it has "
                              f"{sorted(archive.files)}.")
-        try:
+        with _reading_npz(path):
             X = archive["X"]
             y = archive["y"] if "y" in archive.files else None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{path} is not a readable .npz archive: {exc}") from None
     X = v.check_features(X, np.float64, name=f"{path}: X")
     if y is not None:
         y = _check_targets(path, y, X.shape[0])

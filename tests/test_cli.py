@@ -336,6 +336,8 @@ def files(tmp_path_factory):
     (["train", "{d}/binary.csv", "--target", "label"], "not a UTF-8 text CSV"),
     (["train", "{d}/nan.npz"], "X contains NaN"),
     (["train", "{d}/no_y.npz"], "must hold arrays named X and y"),
+    (["train", "{d}/text.npz"], "text.npz is not a readable .npz archive"),
+    (["train", "{d}/truncated.npz"], "truncated.npz is not a readable .npz archive"),
     (["train", "{d}/good.csv", "--target", "label", "--loss", "mse"],
      "mse needs numeric targets"),
     (["train", "--activation", "swish"], "Unknown --activation 'swish'"),
