@@ -14,6 +14,8 @@ passes options to ``numba.njit``.
 * ``boundscheck=False``: kernels trust their inputs; ``fastbp.model`` validates.
 """
 
+import glob
+import hashlib
 import os
 
 import numba
@@ -56,3 +58,36 @@ def cpu_count():
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
         return os.cpu_count() or 1
+
+
+def purge_stale_cache(kernel_dir):
+    """Drop Numba's cached kernels in ``kernel_dir`` if any kernel source changed.
+
+    A digest of every ``*.py`` in ``kernel_dir`` is kept beside the cache; on a
+    mismatch the ``*.nbi``/``*.nbc`` files are removed, so that no cached kernel
+    holds an old copy of a function it calls from another file. Only the
+    default cache location is handled (``NUMBA_CACHE_DIR`` unset); failures
+    (a read-only install) are ignored: the cache is then as Numba keeps it.
+    """
+    if numba.config.CACHE_DIR:
+        return
+    digest = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(kernel_dir, "*.py"))):
+        with open(path, "rb") as source:
+            digest.update(source.read())
+    cache = os.path.join(kernel_dir, "__pycache__")
+    stamp = os.path.join(cache, "fastbp-kernels.sha256")
+    try:
+        with open(stamp) as handle:
+            if handle.read() == digest.hexdigest():
+                return
+    except OSError:
+        pass
+    try:
+        for path in glob.glob(os.path.join(cache, "*.nb[ic]")):
+            os.remove(path)
+        os.makedirs(cache, exist_ok=True)
+        with open(stamp, "w") as handle:
+            handle.write(digest.hexdigest())
+    except OSError:
+        pass

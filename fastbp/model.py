@@ -109,6 +109,7 @@ class _TrainState:
         self.scratch = np.zeros(scratch_size(model.layer_sizes), dtype=dtype)
         self.rows = 0
         self._snapshot = None
+        self.saved_epoch = None
 
     def buffers(self, model, rows):
         """Work buffers for batches of up to ``rows`` samples (reallocated if larger)."""
@@ -121,8 +122,9 @@ class _TrainState:
             self.rows = rows
         return self
 
-    def save(self, params, rng):
-        """Copy parameters, optimizer state and shuffling state aside (start of an epoch)."""
+    def save(self, params, rng, epoch):
+        """Copy parameters, optimizer and shuffling state aside at the start of ``epoch``."""
+        self.saved_epoch = epoch
         self._rng_state = rng.bit_generator.state
         arrays = (params, self.state1, self.state2, self.step)
         if self._snapshot is None:
@@ -471,7 +473,8 @@ class MLP:
                         break
         except KeyboardInterrupt:
             if in_epoch:  # undo the epoch in progress: weights, state and history
-                self._state.restore(self.params_, self._rng)
+                if self._state.saved_epoch == recorded + completed:
+                    self._state.restore(self.params_, self._rng)   # it had started
                 for values in self.history_.values():
                     del values[recorded + completed:]
             warnings.warn(
@@ -487,8 +490,8 @@ class MLP:
         state = self._state
         config = state.config
         batch_size = min(config.batch_size, data.n)
+        state.save(self.params_, self._rng, len(self.history_["loss"]))
         state.buffers(self, batch_size)
-        state.save(self.params_, self._rng)
         order = self._rng.permutation(data.n) if config.shuffle else data.order
         start = time.perf_counter()
         loss, n_done = train_epoch_inplace(

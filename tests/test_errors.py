@@ -212,3 +212,23 @@ def test_interrupt_between_epochs_keeps_the_finished_epoch(data):
         net.fit(X, y, epochs=5, callback=callback)
     np.testing.assert_array_equal(net.params_, reference.params_)
     assert net.history_["loss"] == reference.history_["loss"]
+
+
+def test_interrupt_before_an_epoch_starts_changes_nothing(data, monkeypatch):
+    X, y = data
+    reference = fastbp.MLP([4, 6, 3], random_state=0).fit(X, y, epochs=2)
+    real = fastbp.model._TrainState.buffers
+    calls = []
+
+    def interrupted_buffers(self, model, rows):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt   # epoch 3 set up its buffers, nothing ran yet
+        return real(self, model, rows)
+
+    monkeypatch.setattr(fastbp.model._TrainState, "buffers", interrupted_buffers)
+    net = fastbp.MLP([4, 6, 3], random_state=0)
+    with pytest.warns(fastbp.InterruptedTrainingWarning, match="after 2 of 5"):
+        net.fit(X, y, epochs=5)
+    np.testing.assert_array_equal(net.params_, reference.params_)
+    assert net.history_["loss"] == reference.history_["loss"]
