@@ -59,13 +59,13 @@ def worker():
             peer.setup(case, X, y, coefs, intercepts, compare.LR, cmd["threads"])
             Xc, yc = X[:case.n_check], y[:case.n_check]
             loss, c, b = peer.check(Xc, yc, coefs, intercepts)
-            one, _ = compare._timed(peer.train, 1)
+            one = compare._timed(peer.train, 1)[0]
             state.clear()
             state.update(peer=peer, n=case.n_samples)
             reply(one=one, via=peer.via,
                   loss=[float(loss), compare.reference_loss(c, b, Xc, yc)])
         elif op == "time":
-            seconds, load = compare._timed(state["peer"].train, cmd["epochs"])
+            seconds, load, _ = compare._timed(state["peer"].train, cmd["epochs"])
             reply(seconds=seconds, load=load)
         elif op == "quit":
             reply(bye=True)

@@ -475,6 +475,8 @@ class Result:
     timings: dict = field(default_factory=dict)
     #: peer short name -> CPU load (cores) of other processes during its best timing
     load: dict = field(default_factory=dict)
+    #: peer short name -> CPU cores this process kept busy during its best timing
+    cores: dict = field(default_factory=dict)
 
     def other_load(self):
         """Largest load of other processes during a best timing (None if unknown)."""
@@ -545,17 +547,20 @@ def _cpu_ticks():
 
 
 def _timed(fn, *args):
-    """``(seconds, other_load)``: wall time of ``fn(*args)`` and the CPU load of
-    everything else on the machine meanwhile, in cores (None if unknown)."""
+    """``(seconds, other_load, own_cores)`` of ``fn(*args)``: its wall time, the CPU
+    load of everything else on the machine meanwhile and this process's own load
+    (its busy threads), both in cores (None if unknown)."""
     before = _cpu_ticks()
     start = time.perf_counter()
     fn(*args)
     elapsed = time.perf_counter() - start
     after = _cpu_ticks()
     if before is None or after is None or elapsed <= 0:
-        return elapsed, None
-    other = (after[0] - before[0]) - (after[1] - before[1])
-    return elapsed, max(0.0, other / os.sysconf("SC_CLK_TCK") / elapsed)
+        return elapsed, None, None
+    tick = os.sysconf("SC_CLK_TCK") * elapsed
+    own = after[1] - before[1]
+    other = (after[0] - before[0]) - own
+    return elapsed, max(0.0, other / tick), own / tick
 
 
 def run_case(case, peer_classes, repeat=5, min_time=0.3, threads=1, check=True,
@@ -607,14 +612,14 @@ def run_case(case, peer_classes, repeat=5, min_time=0.3, threads=1, check=True,
         for _ in range(repeat):
             for key, peer in peers.items():
                 time.sleep(settle)
-                seconds, load = _timed(peer.train, result.epochs[key])
+                seconds, load, own = _timed(peer.train, result.epochs[key])
                 result.timings[key].append(seconds)
-                loads[key].append(load)
+                loads[key].append((load, own))
         for key in peers:
             best = int(np.argmin(result.timings[key]))
             seconds = result.timings[key][best]
             result.rate[key] = result.epochs[key] * case.n_samples / seconds
-            result.load[key] = loads[key][best]
+            result.load[key], result.cores[key] = loads[key][best]
     for peer in peers.values():
         peer.close()
     return result
@@ -726,8 +731,9 @@ def throughput_rows(results):
 
 
 def check_rows(results):
+    """Per peer: loss agreement with fastbp (relative difference) and cores used."""
     header = ["case", "batch", "fastbp epoch loss", "fastbp final loss", "PyTorch",
-              "JAX", "sklearn"]
+              "JAX", "sklearn", "cores used: fastbp/PyTorch/JAX/sklearn/roofline"]
     rows = []
     for r in results:
         fb = r.loss.get("fastbp")
@@ -739,6 +745,8 @@ def check_rows(results):
                 row.append(f"{_mark(r.agrees(p))} {diff:.1e}")
             else:
                 row.append("-")
+        row.append(" / ".join("-" if r.cores.get(p) is None else f"{r.cores[p]:.1f}"
+                              for p in ("fastbp", "torch", "jax", "sklearn", "roofline")))
         rows.append(row)
     return header, rows
 
@@ -794,6 +802,12 @@ def blas_info():
     return lines
 
 
+def _limited_blas_info(threads):
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=threads, user_api="blas"):
+        return blas_info()
+
+
 def environment(threads, peers):
     """Date, machine and versions, as ``(label, value)`` pairs."""
     import importlib
@@ -812,7 +826,7 @@ def environment(threads, peers):
             ("cpu", f"{cpu_model()}, {cpu_count()} cores ({platform.machine()})"),
             ("threads", str(threads)),
             ("versions", ", ".join(versions)),
-            ("BLAS", "; ".join(blas_info())),
+            ("BLAS", "; ".join(_limited_blas_info(threads))),
             ("environment", env or "OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE unset")]
 
 
@@ -832,8 +846,8 @@ def _name(case):
 def report(results, notes, env, repeat, min_time, command):
     """The full text report and its markdown version."""
     tables = [("Training throughput", throughput_rows(results)),
-              ("Loss after one epoch from the same weights (relative difference to fastbp)",
-               check_rows(results)),
+              ("Checks: losses after one epoch from the same weights (relative difference "
+               "to fastbp), CPU cores busy during the best timings", check_rows(results)),
               ("Targets", target_rows(results))]
     note = TABLE_NOTE.format(repeat=repeat, min_time=min_time, rtol=LOSS_RTOL, busy=BUSY)
     extra = list(notes.values()) + [n for r in results for n in r.notes.values()]
