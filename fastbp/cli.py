@@ -85,9 +85,9 @@ def build_parser():
                             f"else mse) or one of {', '.join(losses.LOSSES)}")
     train.add_argument("--init", default="auto",
                        help=f"auto or one of {', '.join(initializers.INITIALIZERS)}")
-    train.add_argument("--optimizer", default="sgd",
-                       help=f"one of {', '.join(optimizers.OPTIMIZERS)} (default sgd)")
-    train.add_argument("--epochs", type=int, default=30, help="default 30")
+    train.add_argument("--optimizer", default="adam",
+                       help=f"one of {', '.join(optimizers.OPTIMIZERS)} (default adam)")
+    train.add_argument("--epochs", type=int, default=40, help="default 40")
     train.add_argument("--batch-size", type=int, default=32, help="default 32")
     train.add_argument("--lr", type=float, default=None,
                        help="learning rate (default 0.05 for sgd, 0.001 for adam)")
