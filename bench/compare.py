@@ -452,6 +452,52 @@ class Roofline(Peer):
         return None
 
 
+class ScipyRoofline(Roofline):
+    """The same products in SciPy's BLAS (``scipy.linalg.blas.sgemm``), the library
+    fastbp's kernels call through Numba. Row-major products are computed as
+    column-major ones on transposed views, written in place (no copies)."""
+
+    name, short = "BLAS roofline (SciPy)", "roofline_scipy"
+
+    @staticmethod
+    def version():
+        import scipy
+        return scipy.__version__
+
+    def setup(self, case, X, y, coefs, intercepts, lr, threads):
+        from scipy.linalg.blas import sgemm
+        self.sgemm = sgemm
+        super().setup(case, X, y, coefs, intercepts, lr, threads)
+        # the in-place contract this relies on: results land in the given arrays
+        bs, W = self.batch, self.W
+        A0 = X[:bs]
+        expect = (A0 @ W[0], self.D[0].T @ A0)
+        self.train(1, stop=bs)
+        for got, want in zip((self.Z[0], self.G[0].T), expect):
+            if not np.allclose(got, want, rtol=1e-3, atol=1e-3):
+                raise RuntimeError("scipy.linalg.blas.sgemm did not write in place")
+
+    def train(self, epochs, stop=None):
+        sgemm, X, bs = self.sgemm, self.X, self.batch
+        W, A, Z, D, Dprev, G = self.W, self.A, self.Z, self.D, self.Dprev, self.G
+        n_layers = len(W)
+        stop = X.shape[0] - bs + 1 if stop is None else stop
+        for _ in range(epochs):
+            for lo in range(0, stop, bs):
+                A[0] = X[lo:lo + bs]
+                for layer in range(n_layers):
+                    # Z = A @ W   <=>   Z.T = W.T @ A.T (column-major)
+                    sgemm(1.0, W[layer].T, A[layer].T, 0.0, Z[layer].T, overwrite_c=1)
+                for layer in range(n_layers - 1, -1, -1):
+                    if layer > 0:
+                        # Dprev = D @ W.T   <=>   Dprev.T = W @ D.T
+                        sgemm(1.0, W[layer].T, D[layer].T, 0.0, Dprev[layer].T,
+                              trans_a=1, overwrite_c=1)
+                    # G = A.T @ D   <=>   G.T = D.T @ A
+                    sgemm(1.0, D[layer].T, A[layer].T, 0.0, G[layer].T, trans_b=1,
+                          overwrite_c=1)
+
+
 PEERS = {"fastbp": FastbpPeer, "torch": TorchPeer, "jax": JaxPeer, "sklearn": SklearnPeer}
 PEER_MODULES = {"fastbp": "fastbp", "torch": "torch", "jax": "jax", "sklearn": "sklearn"}
 
@@ -494,9 +540,9 @@ class Result:
             return self.rate["fastbp"] / self.rate[peer]
         return None
 
-    def share(self):
+    def share(self, roofline="roofline"):
         """roofline time / fastbp time (= fastbp samples/s / roofline samples/s)."""
-        return self.ratio("roofline")
+        return self.ratio(roofline)
 
     def agrees(self, peer):
         """True/False if ``peer``'s losses match fastbp's; None if not measured."""
@@ -576,6 +622,7 @@ def run_case(case, peer_classes, repeat=5, min_time=0.3, threads=1, check=True,
         classes = dict(peer_classes)
         if roofline:
             classes["roofline"] = Roofline
+            classes["roofline_scipy"] = ScipyRoofline
         for key, cls in classes.items():
             peer = cls()
             try:
@@ -595,7 +642,7 @@ def run_case(case, peer_classes, repeat=5, min_time=0.3, threads=1, check=True,
         if check:
             Xc, yc = X[:case.n_check], y[:case.n_check]
             for key, peer in peers.items():
-                if key == "roofline":
+                if key.startswith("roofline"):
                     continue
                 try:
                     epoch_loss, c, b = peer.check(Xc, yc, coefs, intercepts)
@@ -714,16 +761,17 @@ def throughput_rows(results):
     """Header and rows of the main table (strings)."""
     header = ["case", "layers", "batch", "fastbp", "PyTorch", "fastbp/PyTorch", "JAX",
               "fastbp/JAX", "sklearn", "fastbp/sklearn", "roofline", "roofline share",
-              "loss = PyTorch", "other load"]
+              "roofline (SciPy BLAS)", "share (SciPy)", "loss = PyTorch", "other load"]
     rows = []
     for r in results:
         row = [r.case.title, r.case.label, str(r.case.batch), _rate(r.rate.get("fastbp"))]
         for p in ("torch", "jax", "sklearn"):
             ratio = r.ratio(p)
             row += [_rate(r.rate.get(p)), "-" if ratio is None else f"{ratio:.2f}x"]
-        share = r.share()
-        row += [_rate(r.rate.get("roofline")), "-" if share is None else f"{share:.0%}",
-                _mark(r.agrees("torch"))]
+        for roofline in ("roofline", "roofline_scipy"):
+            share = r.share(roofline)
+            row += [_rate(r.rate.get(roofline)), "-" if share is None else f"{share:.0%}"]
+        row.append(_mark(r.agrees("torch")))
         load = r.other_load()
         row.append("-" if load is None else f"{load:.2f}")
         rows.append(row)
@@ -733,7 +781,7 @@ def throughput_rows(results):
 def check_rows(results):
     """Per peer: loss agreement with fastbp (relative difference) and cores used."""
     header = ["case", "batch", "fastbp epoch loss", "fastbp final loss", "PyTorch",
-              "JAX", "sklearn", "cores used: fastbp/PyTorch/JAX/sklearn/roofline"]
+              "JAX", "sklearn", "cores used: fastbp/PyTorch/JAX/sklearn/rooflines"]
     rows = []
     for r in results:
         fb = r.loss.get("fastbp")
@@ -746,7 +794,8 @@ def check_rows(results):
             else:
                 row.append("-")
         row.append(" / ".join("-" if r.cores.get(p) is None else f"{r.cores[p]:.1f}"
-                              for p in ("fastbp", "torch", "jax", "sklearn", "roofline")))
+                              for p in ("fastbp", "torch", "jax", "sklearn", "roofline",
+                                        "roofline_scipy")))
         rows.append(row)
     return header, rows
 
@@ -833,7 +882,10 @@ def environment(threads, peers):
 TABLE_NOTE = ("samples/s, best of {repeat} timings of >= {min_time:g} s each; ratios are "
               "fastbp / peer (> 1: fastbp faster); roofline: NumPy BLAS time of the same "
               "matrix products alone (at small batches it is bound by NumPy's per-call "
-              "overhead, not by BLAS), share = roofline time / fastbp time; "
+              "overhead, not by BLAS), share = roofline time / fastbp time; roofline "
+              "(SciPy BLAS): the same in the BLAS that fastbp calls (SciPy's OpenBLAS, "
+              "through scipy.linalg.blas.sgemm), which may be another version than "
+              "NumPy's; "
               "loss = PyTorch: both losses after one epoch from the same weights agree to "
               "rtol {rtol:g}; other load: CPU cores used by other processes during the "
               "best timings (above {busy:g} the numbers are suspect).")

@@ -27,7 +27,7 @@ def tiny_run():
 def test_compare_produces_the_tables(tiny_run):
     results, notes = tiny_run
     (r,) = results
-    assert set(r.rate) == {"fastbp", "sklearn", "roofline"}
+    assert set(r.rate) == {"fastbp", "sklearn", "roofline", "roofline_scipy"}
     assert all(rate > 0 for rate in r.rate.values())
     text, md = compare.report(results, notes, compare.environment(1, ["fastbp", "sklearn"]),
                               1, 0.0, "python bench/compare.py")
