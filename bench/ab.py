@@ -59,12 +59,14 @@ def worker():
             peer.setup(case, X, y, coefs, intercepts, compare.LR, cmd["threads"])
             Xc, yc = X[:case.n_check], y[:case.n_check]
             loss, c, b = peer.check(Xc, yc, coefs, intercepts)
+            peer.reset(coefs, intercepts)
             one = compare._timed(peer.train, 1)[0]
             state.clear()
-            state.update(peer=peer, n=case.n_samples)
+            state.update(peer=peer, n=case.n_samples, weights=(coefs, intercepts))
             reply(one=one, via=peer.via,
                   loss=[float(loss), compare.reference_loss(c, b, Xc, yc)])
         elif op == "time":
+            state["peer"].reset(*state["weights"])
             seconds, load, _ = compare._timed(state["peer"].train, cmd["epochs"])
             reply(seconds=seconds, load=load)
         elif op == "quit":

@@ -47,6 +47,8 @@ import numpy as np
 LR = 0.01
 #: Seed of the data and the initial weights.
 SEED = 0
+#: Fraction of random labels in the synthetic data (see :func:`make_data`).
+LABEL_NOISE = 0.3
 #: Relative tolerance of the loss agreement after one epoch (float32 arithmetic
 #: in different summation orders, accumulated over every step of the epoch).
 LOSS_RTOL = 1e-4
@@ -89,8 +91,14 @@ CASES = {
 
 # --- data and weights ---------------------------------------------------------------
 
-def make_data(layers, n_samples, seed=SEED):
+def make_data(layers, n_samples, seed=SEED, label_noise=LABEL_NOISE):
     """Synthetic float32 inputs and integer labels 0..k-1 from a random linear teacher.
+
+    A fraction ``label_noise`` of the labels is replaced by random classes, so
+    that no network can fit the data exactly: however many epochs a benchmark
+    trains, the loss and the gradients stay in the range of real training
+    (a perfectly fitted network has vanishing gradients whose subnormal
+    floats slow some arithmetic several-fold).
 
     Returns
     -------
@@ -101,6 +109,8 @@ def make_data(layers, n_samples, seed=SEED):
     X = rng.standard_normal((n_samples, layers[0]), dtype=np.float32)
     teacher = rng.standard_normal((layers[0], layers[-1])).astype(np.float32)
     y = np.argmax(X @ teacher, axis=1).astype(np.int64)
+    noisy = rng.random(n_samples) < label_noise
+    y[noisy] = rng.integers(0, layers[-1], int(noisy.sum()))
     return X, y
 
 
@@ -149,6 +159,9 @@ class Peer:
 
     def check(self, X, y, coefs, intercepts):
         raise NotImplementedError
+
+    def reset(self, coefs, intercepts):
+        """Put the initial weights back (before every timing: each does the same work)."""
 
     def close(self):
         """Drop the model and data (frees memory between cases)."""
@@ -225,6 +238,10 @@ class FastbpPeer(Peer):
     def train(self, epochs):
         self.epochs(epochs)
 
+    def reset(self, coefs, intercepts):
+        self.epochs.net.coefs_ = coefs
+        self.epochs.net.intercepts_ = intercepts
+
     def check(self, X, y, coefs, intercepts):
         net = fastbp_net(self.layers, coefs, intercepts, self.threads)
         net.fit(X, y, warm_start=True, **fastbp_fit_kwargs(self.batch, self.lr))
@@ -286,6 +303,14 @@ class TorchPeer(Peer):
     def train(self, epochs):
         for _ in range(epochs):
             self._epoch(self.model, self.optimizer, self.batches)
+
+    def reset(self, coefs, intercepts):
+        import torch
+        linears = [m for m in self.model if hasattr(m, "weight")]
+        with torch.no_grad():
+            for m, W, b in zip(linears, coefs, intercepts):
+                m.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
+                m.bias.copy_(torch.from_numpy(b))
 
     def check(self, X, y, coefs, intercepts):
         model, optimizer = self._model(coefs, intercepts)
@@ -358,6 +383,10 @@ class JaxPeer(Peer):
         jax.block_until_ready((params, loss))
         self.params = params
 
+    def reset(self, coefs, intercepts):
+        import jax
+        self.params = jax.block_until_ready(self._params(coefs, intercepts))
+
     def check(self, X, y, coefs, intercepts):
         params, loss = self.epoch(self._params(coefs, intercepts), *self._device_data(X, y))
         return (float(loss), [np.asarray(W) for W, _ in params],
@@ -398,6 +427,11 @@ class SklearnPeer(Peer):
     def train(self, epochs):
         for _ in range(epochs):
             self.clf.partial_fit(self.X, self.y)
+
+    def reset(self, coefs, intercepts):
+        for dst, src in zip(self.clf.coefs_ + self.clf.intercepts_,
+                            list(coefs) + list(intercepts)):
+            dst[...] = src
 
     def check(self, X, y, coefs, intercepts):
         clf = self._model(coefs, intercepts, X, y)
@@ -652,12 +686,14 @@ def run_case(case, peer_classes, repeat=5, min_time=0.3, threads=1, check=True,
 
         # calibrate: epochs per timing so that each timing is >= min_time
         for key, peer in peers.items():
+            peer.reset(coefs, intercepts)
             one = max(_timed(peer.train, 1)[0], 1e-6)
             result.epochs[key] = max(1, min(10000, math.ceil(min_time / one)))
         result.timings = {key: [] for key in peers}
         loads = {key: [] for key in peers}
         for _ in range(repeat):
             for key, peer in peers.items():
+                peer.reset(coefs, intercepts)
                 time.sleep(settle)
                 seconds, load, own = _timed(peer.train, result.epochs[key])
                 result.timings[key].append(seconds)

@@ -65,6 +65,27 @@ def test_loss_check_detects_a_different_training():
     assert r.agrees("x") is False
 
 
+def test_every_timing_starts_from_the_initial_weights():
+    X, y = compare.make_data(TINY.layers, TINY.n_samples)
+    coefs, intercepts = compare.make_weights(TINY.layers)
+    fast, sk = compare.FastbpPeer(), compare.SklearnPeer()
+    for peer in (fast, sk):
+        peer.setup(TINY, X, y, coefs, intercepts, compare.LR, 1)
+        peer.train(2)
+        peer.reset(coefs, intercepts)
+    for net in (fast.epochs.net, sk.clf):
+        for got, want in zip(net.coefs_ + net.intercepts_, coefs + intercepts):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_labels_are_noisy_but_learnable():
+    X, y = compare.make_data((20, 5), 4000)
+    assert set(np.unique(y)) == set(range(5))
+    _, clean = compare.make_data((20, 5), 4000, label_noise=0.0)
+    agree = np.mean(y == clean)
+    assert 0.7 < agree < 0.8   # 30% relabelled, a fifth of them to the same class
+
+
 def test_targets():
     online = compare.Result(compare.CASES["online"], rate={
         "fastbp": 1000.0, "torch": 5.0, "jax": 700.0, "sklearn": 10.0, "roofline": 100.0})
