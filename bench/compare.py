@@ -904,7 +904,8 @@ def environment(threads, peers):
             pass
     for key, cls in PEERS.items():
         if key in peers:
-            versions.append(f"{cls.name} {cls.version()}")
+            versions.append(fastbp_source() if key == "fastbp"
+                            else f"{cls.name} {cls.version()}")
     env = " ".join(f"{v}={os.environ[v]}" for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
                                                     "OMP_NUM_THREADS") if v in os.environ)
     return [("date", datetime.datetime.now().strftime("%Y-%m-%d %H:%M")),
@@ -978,6 +979,37 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def _options(argv):
+    """The command-line options that shape the results (not where they are written)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--markdown":
+            skip = True
+        elif not arg.startswith("--markdown="):
+            kept.append(arg)
+    return kept
+
+
+def fastbp_source():
+    """``fastbp VERSION`` and, when it is imported from a git checkout, its commit."""
+    import subprocess
+    import fastbp
+    where = os.path.dirname(os.path.abspath(fastbp.__file__))
+    text = f"fastbp {fastbp.__version__}"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where,
+                                capture_output=True, text=True, timeout=10)
+        if commit.returncode == 0:
+            changed = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=where,
+                                     capture_output=True, text=True, timeout=10).stdout
+            text += f" (commit {commit.stdout.strip()}{', changed' if changed else ''})"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return text
+
+
 def main(argv=None):
     args = parse_args(argv)
     keys = [k.strip() for k in args.cases.split(",") if k.strip()]
@@ -991,9 +1023,8 @@ def main(argv=None):
         sys.exit(f"unknown peer(s) {bad}; choose from {list(PEERS)}")
     threads = args.threads or cpu_count()
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
-    command = "python bench/compare.py" + ("" if argv is None and len(sys.argv) == 1 else
-                                           " " + " ".join(sys.argv[1:] if argv is None
-                                                          else argv))
+    command = " ".join(["python bench/compare.py"] + _options(sys.argv[1:] if argv is None
+                                                               else argv))
     start = time.perf_counter()
     results, notes = run([CASES[k] for k in keys], peers, args.repeat, args.min_time,
                          threads, not args.no_check, not args.no_roofline)
