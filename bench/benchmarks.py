@@ -169,7 +169,7 @@ class TimePredict:
         case = CASES[key]
         self.X, _ = compare.make_data(case.layers, PREDICT_ROWS)
         self.net = make_net(case)
-        self.net.predict(self.X[:16])   # compiles
+        self.net.predict(self.X)   # compiles, starts the thread pools
 
     def time_predict(self, key):
         self.net.predict(self.X)
