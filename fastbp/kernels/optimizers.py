@@ -146,31 +146,44 @@ def add_l2_inplace(grads, params, offsets, sizes, l2, clip_value):
 @jit
 def _update_segment(P, G, S1, S2, l2, code, lr, mu, nesterov, beta1, beta2, eps, step,
                     scale):
-    """:func:`update_inplace` on one segment (views), constants in the dtype."""
+    """:func:`update_inplace` on one segment (views), constants in the dtype.
+
+    Returns ``sum(P**2)`` before the update, a by-product of the pass.
+    """
     one = like(1.0, P)
+    sq = like(0.0, P)
     if code == 0:
         if mu == 0.0:
             for i in range(P.size):
-                P[i] -= lr * (G[i] + l2 * P[i])
+                p = P[i]
+                sq += p * p
+                P[i] = p - lr * (G[i] + l2 * p)
         elif nesterov:
             for i in range(P.size):
-                g = G[i] + l2 * P[i]
+                p = P[i]
+                sq += p * p
+                g = G[i] + l2 * p
                 v = mu * S1[i] - lr * g
                 S1[i] = v
-                P[i] += mu * v - lr * g
+                P[i] = p + mu * v - lr * g
         else:
             for i in range(P.size):
-                v = mu * S1[i] - lr * (G[i] + l2 * P[i])
+                p = P[i]
+                sq += p * p
+                v = mu * S1[i] - lr * (G[i] + l2 * p)
                 S1[i] = v
-                P[i] += v
+                P[i] = p + v
     else:
         for i in range(P.size):
-            g = scale * (G[i] + l2 * P[i])
+            p = P[i]
+            sq += p * p
+            g = scale * (G[i] + l2 * p)
             m = beta1 * S1[i] + (one - beta1) * g
             v = beta2 * S2[i] + (one - beta2) * g * g
             S1[i] = m
             S2[i] = v
-            P[i] -= step * m / (math.sqrt(v) + eps)
+            P[i] = p - step * m / (math.sqrt(v) + eps)
+    return sq
 
 
 @jit
@@ -201,6 +214,11 @@ def update_inplace(params, grads, state1, state2, offsets, sizes, code, hyper, t
         Global-norm clipping factor.
     l2 : float
         Coefficient of ``W`` in the gradient.
+
+    Returns
+    -------
+    float
+        ``sum_l ||W_l||^2`` before the step (for the L2 term of the loss).
     """
     if hyper[CLIP_VALUE] > 0.0:
         # clipping by value needs the whole effective gradient first
@@ -220,11 +238,16 @@ def update_inplace(params, grads, state1, state2, offsets, sizes, code, hyper, t
     nesterov = hyper[NESTEROV] != 0.0
     n_state1 = state1.size > 0
     n_state2 = state2.size > 0
+    weight_sq = 0.0
     for layer in range(sizes.size - 1):
-        for l2_coef, start, n in ((coef, offsets[layer], sizes[layer] * sizes[layer + 1]),
-                                  (zero, offsets[layer] + sizes[layer] * sizes[layer + 1],
-                                   sizes[layer + 1])):
-            _update_segment(segment(params, start, n), segment(grads, start, n),
-                            segment(state1, start, n if n_state1 else 0),
-                            segment(state2, start, n if n_state2 else 0), l2_coef, code,
-                            lr, mu, nesterov, beta1, beta2, eps, step, g_scale)
+        for is_weight, l2_coef, start, n in (
+                (True, coef, offsets[layer], sizes[layer] * sizes[layer + 1]),
+                (False, zero, offsets[layer] + sizes[layer] * sizes[layer + 1],
+                 sizes[layer + 1])):
+            sq = _update_segment(segment(params, start, n), segment(grads, start, n),
+                                 segment(state1, start, n if n_state1 else 0),
+                                 segment(state2, start, n if n_state2 else 0), l2_coef,
+                                 code, lr, mu, nesterov, beta1, beta2, eps, step, g_scale)
+            if is_weight:
+                weight_sq += sq
+    return weight_sq

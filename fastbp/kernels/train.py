@@ -171,13 +171,14 @@ def gather_rows_inplace(X, idx, out):
 
 @jit
 def batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes, acts, deltas, pre,
-                         a_off, hidden, loss_code, alpha):
+                         a_off, hidden, loss_code):
     """Forward pass and output gradient of one batch.
 
     Returns
     -------
-    loss : float
-        The batch loss ``J`` (mean weighted loss plus the L2 term).
+    data_loss : float
+        The batch's mean weighted loss ``sum_i s_i loss_i / S`` (``J`` without
+        its L2 term).
     sw_sum : float
         ``S``, the sum of the batch's sample weights.
     """
@@ -189,10 +190,7 @@ def batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes, acts, deltas, p
     sw_sum = 0.0
     for i in range(rows):
         sw_sum += sw[idx[i]]
-    loss = data_loss / sw_sum
-    if alpha > 0.0:
-        loss += 0.5 * alpha * sum_squared_weights(params, offsets, sizes) / sw_sum
-    return loss, sw_sum
+    return data_loss / sw_sum, sw_sum
 
 
 @jit
@@ -254,16 +252,19 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
         idx = segment(order, lo, rows)
         A0 = block(acts, 0, rows, n0)
         gather_rows_inplace(X, idx, A0)
-        loss, sw_sum = batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes, acts,
-                                            deltas, pre, a_off, hidden, loss_code,
-                                            alpha)
-        if not math.isfinite(loss):
-            return total / n, k
-        total += loss * rows
+        data_loss, sw_sum = batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes,
+                                                 acts, deltas, pre, a_off, hidden,
+                                                 loss_code)
         if sw_sum <= 0.0:
-            continue
+            continue   # all weights zero: nothing to learn from this batch
+        if not math.isfinite(data_loss):
+            return total / n, k
         measure = k == 0
         fused = plain_sgd and not measure
+        # ||W||^2 before this step, for the L2 term of the batch loss: a pass of its
+        # own for the fused update, else a by-product of the update pass
+        weight_sq = sum_squared_weights(params, offsets, sizes) \
+            if fused and alpha > 0.0 else 0.0
         backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off,
                          hidden, 1.0 / sw_sum, lr if fused else 0.0, alpha, scratch)
         step[0] += 1
@@ -274,8 +275,9 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
                                     clip_value, norms, measure)
                 if clip_norm > 0.0 and sq > clip_norm * clip_norm:
                     scale = clip_norm / math.sqrt(sq)
-            update_inplace(params, grads, state1, state2, offsets, sizes, opt_code, hyper,
-                           step[0], scale, alpha / sw_sum)
+            weight_sq = update_inplace(params, grads, state1, state2, offsets, sizes,
+                                       opt_code, hyper, step[0], scale, alpha / sw_sum)
+        total += (data_loss + 0.5 * alpha * weight_sq / sw_sum) * rows
     return total / n, n_batches
 
 
@@ -291,8 +293,9 @@ def loss_grad_inplace(X, Y, sw, idx, params, grads, offsets, sizes, acts, deltas
     rows = idx.size
     A0 = block(acts, 0, rows, sizes[0])
     gather_rows_inplace(X, idx, A0)
-    loss, sw_sum = batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes, acts,
-                                        deltas, pre, a_off, hidden, loss_code, alpha)
+    data_loss, sw_sum = batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes,
+                                             acts, deltas, pre, a_off, hidden, loss_code)
+    loss = data_loss + 0.5 * alpha * sum_squared_weights(params, offsets, sizes) / sw_sum
     backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off,
                      hidden, 1.0 / sw_sum, 0.0, alpha, scratch)
     add_l2_inplace(grads, params, offsets, sizes, alpha / sw_sum, 0.0)
