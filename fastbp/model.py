@@ -94,6 +94,13 @@ class _Data:
         self.order = np.arange(self.n, dtype=np.int64)
 
 
+def _n_state(config):
+    """State buffers the optimizer of ``config`` keeps (none for plain SGD)."""
+    if config.optimizer == "sgd" and config.momentum == 0.0:
+        return 0
+    return optimizers.OPTIMIZERS[config.optimizer].n_state
+
+
 class _TrainState:
     """Optimizer state and work buffers that live across epochs."""
 
@@ -101,15 +108,26 @@ class _TrainState:
         dtype, n_params = model.dtype, model.params_.size
         self.config = config
         self.grads = np.zeros(n_params, dtype=dtype)
-        n_state = optimizers.OPTIMIZERS[config.optimizer].n_state
-        self.state1 = np.zeros(n_params if n_state >= 1 else 0, dtype=dtype)
-        self.state2 = np.zeros(n_params if n_state >= 2 else 0, dtype=dtype)
+        self.state1 = self.state2 = np.zeros(0, dtype=dtype)
+        self.fit_optimizer(model)
         self.step = np.zeros(1, dtype=np.int64)
         self.norms = np.zeros(len(model.layer_sizes) - 1)
         self.scratch = np.zeros(scratch_size(model.layer_sizes), dtype=dtype)
         self.rows = 0
         self._snapshot = None
         self.saved_epoch = None
+
+    def fit_optimizer(self, model):
+        """(Re)allocate zeroed optimizer state if ``config`` needs other buffers.
+
+        The kernels trust the state's sizes; a config changed in place (say,
+        momentum switched on) gets its buffers here before any step.
+        """
+        n_state = _n_state(self.config)
+        sizes = [model.params_.size if n_state > i else 0 for i in range(2)]
+        if [self.state1.size, self.state2.size] != sizes:
+            self.state1, self.state2 = (np.zeros(size, dtype=model.dtype) for size in sizes)
+            self._snapshot = None
 
     def buffers(self, model, rows):
         """Work buffers for batches of up to ``rows`` samples (reallocated if larger)."""
@@ -142,7 +160,7 @@ class _TrainState:
             np.copyto(a, saved)
 
 
-def _empty_history(n_layers):
+def _empty_history():
     return {"loss": [], "val_loss": [], "val_score": [], "samples_per_sec": [],
             "epoch_time": [], "grad_norm": []}
 
@@ -250,7 +268,7 @@ class MLP:
                                         initializers.INITIALIZERS[self.init], rng)
         self._views()
         self._state = None
-        self.history_ = _empty_history(self.n_layers)
+        self.history_ = _empty_history()
 
     def _views(self):
         self._coefs, self._intercepts = layer_views(self.params_, self.layer_sizes,
@@ -411,7 +429,7 @@ class MLP:
         data = self._prepare(X, y, sample_weight)
         val = self._prepare_validation(validation_data)
         if warm_start:
-            self.history_ = _empty_history(self.n_layers)
+            self.history_ = _empty_history()
             self._rng = np.random.default_rng(self.random_state) \
                 if self._rng is None else self._rng
         else:
@@ -490,6 +508,7 @@ class MLP:
         state = self._state
         config = state.config
         batch_size = min(config.batch_size, data.n)
+        state.fit_optimizer(self)
         state.save(self.params_, self._rng, len(self.history_["loss"]))
         state.buffers(self, batch_size)
         order = self._rng.permutation(data.n) if config.shuffle else data.order
@@ -604,11 +623,13 @@ class MLP:
             outputs, shape (n_samples, n_outputs), for regression. A single
             output column is returned as shape (n_samples,).
         """
-        out = self._forward(self._check_X(X), output=True)
+        classify = self.loss in ("softmax_cross_entropy", "binary_cross_entropy")
+        # softmax and the logistic are increasing: labels come from the logits
+        out = self._forward(self._check_X(X), output=not classify)
         if self.loss == "softmax_cross_entropy":
             return out.argmax(axis=1)
         if self.loss == "binary_cross_entropy":
-            out = (out > 0.5).astype(np.int64)
+            out = (out > 0).astype(np.int64)     # logistic(z) > 0.5 <=> z > 0
         return out[:, 0] if out.shape[1] == 1 else out
 
     def _score_checked(self, X, y):

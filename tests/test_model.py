@@ -210,3 +210,20 @@ def test_parallel_inference_matches_serial(rng):
     worker.start()
     worker.join()
     np.testing.assert_allclose(results[0], serial, rtol=1e-14)
+
+
+def test_partial_fit_switching_momentum_on_allocates_velocity(rng):
+    X, y = small_problem(rng)
+    net = fastbp.MLP([6, 8, 3], random_state=0).fit(X, y, epochs=1, momentum=0.0)
+    assert net._state.state1.size == 0          # plain SGD keeps no velocity
+    net.partial_fit(X, y, momentum=0.9)
+    assert net._state.state1.size == net.params_.size
+    assert np.isfinite(net.params_).all()
+
+
+def test_predict_labels_agree_with_probabilities(rng):
+    X = rng.standard_normal((200, 4))
+    clf = fastbp.MLP([4, 7, 5], random_state=0)
+    np.testing.assert_array_equal(clf.predict(X), clf.predict_proba(X).argmax(axis=1))
+    multi = fastbp.MLP([4, 7, 3], loss="binary_cross_entropy", random_state=0)
+    np.testing.assert_array_equal(multi.predict(X), (multi.predict_proba(X) > 0.5))

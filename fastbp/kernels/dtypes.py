@@ -23,3 +23,25 @@ def _like_overload(value, reference):
     if dtype == types.float32:
         return lambda value, reference: np.float32(value)
     return lambda value, reference: np.float64(value)
+
+
+def log_tiny(reference):
+    """``log`` of the smallest normal float of ``reference``'s precision.
+
+    ``exp(t)`` below it is subnormal: slow to compute with on x86, and in a
+    softmax far below any rounding of the probabilities that matter.
+    """
+    dtype = getattr(reference, "dtype", np.asarray(reference).dtype)
+    return dtype.type(np.log(np.finfo(dtype).tiny))
+
+
+_LOG_TINY32 = np.float32(np.log(np.finfo(np.float32).tiny))
+_LOG_TINY64 = np.float64(np.log(np.finfo(np.float64).tiny))
+
+
+@overload(log_tiny)
+def _log_tiny_overload(reference):
+    dtype = reference.dtype if isinstance(reference, types.Array) else reference
+    if dtype == types.float32:
+        return lambda reference: _LOG_TINY32
+    return lambda reference: _LOG_TINY64
