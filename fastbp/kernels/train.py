@@ -29,7 +29,7 @@ from .activations import add_bias_inplace, bias_activation_inplace, derivative_i
 from .blas import matmul_inplace
 from .dtypes import like
 from .losses import loss_delta_inplace, output_activation_inplace
-from .views import block, borrow, rows, segment
+from .views import block, borrow, rows_of, segment
 from .optimizers import (CLIP_NORM, CLIP_VALUE, L2, LR, MOMENTUM, add_l2_inplace,
                          gradient_norms, update_inplace)
 
@@ -160,6 +160,15 @@ def sum_squared_weights(params, offsets, sizes):
 
 
 @jit
+def _consecutive(idx):
+    """Whether ``idx`` is ``k, k + 1, ..., k + len(idx) - 1``."""
+    for i in range(1, idx.size):
+        if idx[i] != idx[0] + i:
+            return False
+    return True
+
+
+@jit
 def gather_rows_inplace(X, idx, out):
     """``out[i] = X[idx[i]]`` for ``out`` of shape (len(idx), n_features)."""
     n = X.shape[1]
@@ -209,7 +218,8 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
     Y : ndarray, shape (N, t)
     sw : ndarray, shape (N,)
     order : ndarray of int64, shape (n,)
-        Sample indices in visiting order (a permutation, or any subset).
+        Sample indices in visiting order (a permutation, or any subset). A batch
+        of consecutive indices is read from ``X`` in place, others are gathered.
     batch_size : int
     params, grads, state1, state2 : flat buffers (see ``optimizers``)
     step : ndarray of int64, shape (1,)
@@ -250,8 +260,11 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
         lo = k * batch_size
         rows = min(batch_size, n - lo)
         idx = segment(order, lo, rows)
-        A0 = block(acts, 0, rows, n0)
-        gather_rows_inplace(X, idx, A0)
+        if _consecutive(idx):
+            A0 = rows_of(X, idx[0], rows)    # the batch is stored as is: no copy
+        else:
+            A0 = block(acts, 0, rows, n0)
+            gather_rows_inplace(X, idx, A0)
         data_loss, sw_sum = batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes,
                                                  acts, deltas, pre, a_off, hidden,
                                                  loss_code)
@@ -326,12 +339,12 @@ def predict_inplace(X, params, offsets, sizes, acts, a_off, hidden, output_code,
     no_pre = segment(acts, 0, 0)
     for lo in range(0, N, chunk):
         count = min(chunk, N - lo)
-        forward_inplace(rows(X, lo, count), params, offsets, sizes, acts, no_pre, a_off,
+        forward_inplace(rows_of(X, lo, count), params, offsets, sizes, acts, no_pre, a_off,
                         hidden)
         Z = block(acts, a_off[L], count, sizes[L])
         if output_code >= 0:
             output_activation_inplace(Z, output_code)
-        target = rows(out, lo, count)
+        target = rows_of(out, lo, count)
         for i in range(count):
             for j in range(sizes[L]):
                 target[i, j] = Z[i, j]
@@ -354,6 +367,6 @@ def predict_parallel_inplace(X, params, offsets, sizes, acts, a_off, hidden, out
         lo = part * per
         count = min(per, N - lo)
         if count > 0:
-            predict_inplace(rows(X, lo, count), params, offsets, sizes,
+            predict_inplace(rows_of(X, lo, count), params, offsets, sizes,
                             segment(acts, part * slot, slot), a_off, hidden, output_code,
-                            rows(out, lo, count))
+                            rows_of(out, lo, count))
