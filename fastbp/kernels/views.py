@@ -37,20 +37,19 @@ def _is_flat(buf):
     return isinstance(buf, types.Array) and buf.ndim == 1
 
 
+def _flat_view_codegen(context, builder, signature, args):
+    """Codegen of ``(buf, offset, *shape)`` intrinsics: a view of ``buf`` at ``offset``."""
+    ints = [context.cast(builder, value, ty, types.intp)
+            for value, ty in zip(args[1:], signature.args[1:])]
+    return _borrowed_view(context, builder, signature.args[0], args[0], ints[0], ints[1:])
+
+
 @intrinsic
 def block(typingctx, buf, offset, rows, cols):
     """The ``(rows, cols)`` view of ``buf[offset:offset + rows * cols]``."""
     if not _is_flat(buf):
         return None
-    sig = types.Array(buf.dtype, 2, "C")(buf, offset, rows, cols)
-
-    def codegen(context, builder, signature, args):
-        ints = [context.cast(builder, value, ty, types.intp)
-                for value, ty in zip(args[1:], signature.args[1:])]
-        return _borrowed_view(context, builder, signature.args[0], args[0], ints[0],
-                              ints[1:])
-
-    return sig, codegen
+    return types.Array(buf.dtype, 2, "C")(buf, offset, rows, cols), _flat_view_codegen
 
 
 @intrinsic
@@ -58,15 +57,7 @@ def segment(typingctx, buf, offset, length):
     """The view ``buf[offset:offset + length]``."""
     if not _is_flat(buf):
         return None
-    sig = types.Array(buf.dtype, 1, "C")(buf, offset, length)
-
-    def codegen(context, builder, signature, args):
-        ints = [context.cast(builder, value, ty, types.intp)
-                for value, ty in zip(args[1:], signature.args[1:])]
-        return _borrowed_view(context, builder, signature.args[0], args[0], ints[0],
-                              ints[1:])
-
-    return sig, codegen
+    return types.Array(buf.dtype, 1, "C")(buf, offset, length), _flat_view_codegen
 
 
 @intrinsic
@@ -95,7 +86,7 @@ def borrow(typingctx, arr):
 
 
 @intrinsic
-def rows(typingctx, matrix, start, count):
+def rows_of(typingctx, matrix, start, count):
     """The view ``matrix[start:start + count]`` of a C-contiguous 2-D array."""
     if not (isinstance(matrix, types.Array) and matrix.ndim == 2 and matrix.layout == "C"):
         return None
