@@ -999,9 +999,13 @@ def fastbp_source():
     where = os.path.dirname(os.path.abspath(fastbp.__file__))
     text = f"fastbp {fastbp.__version__}"
     try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=where,
+                             capture_output=True, text=True, timeout=10)
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where,
                                 capture_output=True, text=True, timeout=10)
-        if commit.returncode == 0:
+        in_checkout = top.returncode == 0 and os.path.samefile(
+            top.stdout.strip(), os.path.dirname(where))
+        if in_checkout and commit.returncode == 0:
             changed = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=where,
                                      capture_output=True, text=True, timeout=10).stdout
             text += f" (commit {commit.stdout.strip()}{', changed' if changed else ''})"
@@ -1041,4 +1045,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    # run as a script from a checkout: measure this checkout's fastbp, not an
+    # installed copy that may be of another version
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     main()
