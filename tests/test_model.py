@@ -227,3 +227,19 @@ def test_predict_labels_agree_with_probabilities(rng):
     np.testing.assert_array_equal(clf.predict(X), clf.predict_proba(X).argmax(axis=1))
     multi = fastbp.MLP([4, 7, 3], loss="binary_cross_entropy", random_state=0)
     np.testing.assert_array_equal(multi.predict(X), (multi.predict_proba(X) > 0.5))
+
+
+def test_fit_memory_does_not_grow_with_epochs(rng):
+    """Nothing is allocated per step or kept per epoch beyond the history."""
+    import tracemalloc
+    X = rng.standard_normal((512, 32)).astype(np.float32)
+    y = rng.integers(0, 4, size=512)
+    net = fastbp.MLP([32, 64, 4], random_state=0)
+    net.fit(X, y, epochs=1, batch_size=8)          # compile and warm up outside
+    peaks = {}
+    for epochs in (1, 20):
+        tracemalloc.start()
+        net.fit(X, y, epochs=epochs, batch_size=8, optimizer="adam", lr=1e-3)
+        peaks[epochs] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peaks[20] <= 1.05 * peaks[1]
