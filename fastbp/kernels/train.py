@@ -9,7 +9,8 @@ Data layout (all C-contiguous, all in the model's float dtype):
   ``rows`` samples starts at ``a_off[l]`` and holds a ``(rows, n_l)`` matrix:
   activations, gradients of the loss with respect to them, and (for
   activations whose derivative needs it) pre-activations. Block 0 of ``acts``
-  holds the gathered input batch; the last block holds the logits.
+  holds the gathered input batch (a batch of consecutive samples is read from
+  ``X`` in place instead); the last block holds the logits.
 
 For a batch ``B`` with sample weights ``s`` and ``S = sum(s)``, the loss is
 
@@ -29,11 +30,11 @@ from .activations import add_bias_inplace, bias_activation_inplace, derivative_i
 from .blas import matmul_inplace
 from .dtypes import like
 from .losses import loss_delta_inplace, output_activation_inplace
+from .optimizers import (CLIP_NORM, CLIP_VALUE, L2, LR, MOMENTUM, OPTIMIZERS,
+                         add_l2_inplace, gradient_norms, update_inplace)
 from .views import block, borrow, rows_of, segment
-from .optimizers import (CLIP_NORM, CLIP_VALUE, L2, LR, MOMENTUM, add_l2_inplace,
-                         gradient_norms, update_inplace)
 
-SGD_CODE = 0
+SGD_CODE = OPTIMIZERS["sgd"].code
 
 
 def scratch_size(sizes):
