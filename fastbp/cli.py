@@ -210,6 +210,7 @@ def _train(args):
               loss=loss, init=args.init, dtype=args.dtype, random_state=args.seed,
               n_threads=args.threads)
 
+    compile_seconds = _compile_kernels(net, X_train, y_train, config)
     show = sys.stderr.isatty() if args.progress is None else args.progress
     with EpochProgress(epochs, show, "acc" if loss in _CLASSIFICATION else "r2") as bar:
         result = _fit(net, X_train, y_train, epochs, config,
@@ -222,6 +223,7 @@ def _train(args):
         else (X_train, y_train, "train set")
     info = _training_info(net, data, classes, config, result, X_train.shape[0], scored,
                           args)
+    info["training"]["compile_seconds"] = compile_seconds
     rows = describe(net, info)
     if args.save:
         io.save(net, args.save, info=info)
@@ -233,6 +235,24 @@ def _train(args):
         rows.append(("plot", f"saved to {args.plot}"))
     _print_rows(rows)
     return 130 if result.interrupted else 0
+
+
+def _compile_kernels(net, X, y, config):
+    """Compile (or load from Numba's cache) every kernel training will run; seconds taken.
+
+    A throwaway copy of ``net`` trains one epoch on two samples, scored on them
+    as validation data, so that the timings of the real run are of training
+    alone: on a first run the compilation takes seconds, afterwards it is read
+    from the cache in milliseconds.
+    """
+    start = time.perf_counter()
+    scratch = MLP(net.layer_sizes, activation=net.activation, loss=net.loss,
+                  init=net.init, dtype=net.dtype, random_state=0, n_threads=net.n_threads)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scratch.fit(X[:2], y[:2], epochs=1, validation_data=(X[:2], y[:2]),
+                    **dataclasses.asdict(config))
+    return time.perf_counter() - start
 
 
 class _Run(NamedTuple):
@@ -410,6 +430,10 @@ def describe(net, info):
                 text += (f" ({training['pass_samples_per_sec']:,.0f} in the training "
                          "passes alone)")
         rows.append(("time", text))
+        if training.get("compile_seconds") is not None:
+            rows.append(("kernels", f"{training['compile_seconds']:.2f} s before training to "
+                                    "compile them (a first run) or load them from the "
+                                    "cache"))
     history = net.history_
     if history.get("loss"):
         text = f"{history['loss'][-1]:.4f} after epoch {len(history['loss'])}"
