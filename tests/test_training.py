@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fastbp
 
@@ -152,3 +154,19 @@ def test_predict_in_several_chunks(rng, monkeypatch):
     net = net_from_layers(layers, "relu", "softmax_cross_entropy")
     expected = reference.predict_outputs(layers, X, "relu", "softmax_cross_entropy")
     np.testing.assert_allclose(net.predict_proba(X), expected, rtol=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(hidden=st.lists(st.integers(1, 6), min_size=0, max_size=3),
+       n=st.integers(1, 13), batch_size=st.integers(1, 15),
+       name=st.sampled_from(sorted(OPTIMIZER_SETTINGS)),
+       activation=st.sampled_from(sorted(fastbp.ACTIVATIONS)),
+       seed=st.integers(0, 2**16))
+def test_any_architecture_matches_reference(hidden, n, batch_size, name, activation, seed):
+    """Any depth, width, sample count and batch size: an epoch equals the reference's."""
+    rng = np.random.default_rng(seed)
+    net, layers, losses = run_both([3, *hidden, 2], activation, "softmax_cross_entropy",
+                                   OPTIMIZER_SETTINGS[name], batch_size=batch_size, n=n,
+                                   rng=rng, epochs=2, lr=0.03, alpha=0.01)
+    assert_same_layers(net, layers, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(net.history_["loss"], losses, rtol=1e-9)
