@@ -428,10 +428,8 @@ class MLP:
                              beta2, epsilon, clip_norm, clip_value, shuffle).checked()
         data = self._prepare(X, y, sample_weight)
         val = self._prepare_validation(validation_data)
-        if warm_start:
+        if warm_start:   # the current weights and shuffling stream go on
             self.history_ = _empty_history()
-            self._rng = np.random.default_rng(self.random_state) \
-                if self._rng is None else self._rng
         else:
             self._reset(np.random.default_rng(self.random_state))
         self._state = _TrainState(self, config)
