@@ -502,7 +502,12 @@ class MLP:
         return completed
 
     def _epoch(self, data, val, verbose, lr=None):
-        """One epoch over ``data``; returns its mean loss. Restores on failure."""
+        """One epoch over ``data``; returns its mean loss. Restores on failure.
+
+        The loss's two terms, the weighted data loss and the L2 term, are left
+        in ``_epoch_terms`` (scikit-learn reports them differently scaled for
+        several squared-error outputs).
+        """
         state = self._state
         config = state.config
         batch_size = min(config.batch_size, data.n)
@@ -511,7 +516,7 @@ class MLP:
         state.buffers(self, batch_size)
         order = self._rng.permutation(data.n) if config.shuffle else data.order
         start = time.perf_counter()
-        loss, n_done = train_epoch_inplace(
+        data_loss, l2_loss, n_done = train_epoch_inplace(
             data.X, data.Y, data.sw, order, batch_size, self.params_, state.grads,
             state.state1, state.state2, state.step, self._offsets, self._sizes,
             state.acts, state.deltas, state.pre, state.a_off, state.scratch,
@@ -528,7 +533,9 @@ class MLP:
                 f"The loss became non-finite at epoch {epoch}, batch {n_done + 1}; "
                 "training stopped and the model keeps the weights of its last completed "
                 "epoch. Lower the learning rate, scale the inputs, or set clip_norm.")
+        loss = data_loss + l2_loss
         self._record(loss, elapsed, data.n, val, verbose)
+        self._epoch_terms = (data_loss, l2_loss)
         return loss
 
     def _record(self, loss, elapsed, n, val, verbose):

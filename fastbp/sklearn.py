@@ -458,33 +458,19 @@ class _BaseMLP(BaseEstimator):
         return sample_idx[permutation]
 
     def _run_epoch(self, data):
-        """One epoch over ``data`` in its ``order``; returns scikit-learn's epoch loss."""
+        """One epoch over ``data`` in its ``order``; returns scikit-learn's epoch loss.
+
+        With several squared-error outputs scikit-learn divides the data term,
+        not the L2 term, by ``n_outputs_``.
+        """
         try:
-            if self._reports_mean_over_outputs() and self.alpha > 0:
-                return self._run_epoch_by_batch(data)
             loss = self._network._epoch(data, None, False)
-            return loss / self.n_outputs_ if self._reports_mean_over_outputs() else loss
         except FloatingPointError as exc:
             raise ValueError(f"{_NON_FINITE} {exc}") from exc
-
-    def _run_epoch_by_batch(self, data):
-        """An epoch one batch per kernel call, for the loss scikit-learn reports.
-
-        With several squared-error outputs and ``alpha > 0``, scikit-learn's batch
-        loss divides the data term, but not the L2 term of the weights before
-        that batch's update, by ``n_outputs_``: the two terms are separated here.
-        """
-        net = self._network
-        batch_size = net._state.config.batch_size
-        total = 0.0
-        for start in range(0, data.n, batch_size):
-            idx = data.order[start:start + batch_size]
-            batch = _Data(data.X[idx], data.Y[idx], data.sw[idx])
-            sw_sum = float(batch.sw.sum(dtype=np.float64))
-            l2 = self._l2_term(sw_sum)
-            loss = net._epoch(batch, None, False)
-            total += ((loss - l2) / self.n_outputs_ + l2) * idx.shape[0]
-        return total / data.n
+        if not self._reports_mean_over_outputs():
+            return loss
+        data_loss, l2_loss = self._network._epoch_terms
+        return data_loss / self.n_outputs_ + l2_loss
 
     def _update_no_improvement_count(self, val):
         """Count epochs without improvement by ``tol``; keep the best weights."""

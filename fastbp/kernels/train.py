@@ -235,8 +235,10 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
 
     Returns
     -------
-    mean_loss : float
-        ``sum_k J_k * rows_k / n`` over the batches run (scikit-learn's epoch loss).
+    data_loss, l2_loss : float
+        The two terms of ``sum_k J_k * rows_k / n`` over the batches run
+        (scikit-learn's epoch loss is their sum): the weighted mean losses, and
+        the L2 terms ``alpha / (2 S_k) ||W||^2`` of the weights before each step.
     n_done : int
         Batches completed. Less than the number of batches when a batch loss
         was not finite: that batch was not applied and the epoch stopped.
@@ -256,7 +258,8 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
     plain_sgd = opt_code == SGD_CODE and hyper[MOMENTUM] == 0.0 and clip_norm == 0.0 \
         and clip_value == 0.0
     n_batches = (n + batch_size - 1) // batch_size
-    total = 0.0
+    total_data = 0.0
+    total_l2 = 0.0
     for k in range(n_batches):
         lo = k * batch_size
         rows = min(batch_size, n - lo)
@@ -272,7 +275,7 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
         if sw_sum <= 0.0:
             continue   # all weights zero: nothing to learn from this batch
         if not math.isfinite(data_loss):
-            return total / n, k
+            return total_data / n, total_l2 / n, k
         measure = k == 0
         fused = plain_sgd and not measure
         # ||W||^2 before this step, for the L2 term of the batch loss: a pass of its
@@ -291,8 +294,9 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
                     scale = clip_norm / math.sqrt(sq)
             weight_sq = update_inplace(params, grads, state1, state2, offsets, sizes,
                                        opt_code, hyper, step[0], scale, alpha / sw_sum)
-        total += (data_loss + 0.5 * alpha * weight_sq / sw_sum) * rows
-    return total / n, n_batches
+        total_data += data_loss * rows
+        total_l2 += 0.5 * alpha * weight_sq / sw_sum * rows
+    return total_data / n, total_l2 / n, n_batches
 
 
 @jit
