@@ -32,10 +32,6 @@ JIT_OPTIONS = dict(
     boundscheck=False,
 )
 
-#: Options of the kernels with ``prange`` loops.
-PARALLEL_JIT_OPTIONS = dict(JIT_OPTIONS, parallel=True)
-
-
 def jit(func=None, **overrides):
     """``numba.njit`` with fastbp's options (serial)."""
     options = dict(JIT_OPTIONS, **overrides)
@@ -45,11 +41,8 @@ def jit(func=None, **overrides):
 
 
 def parallel_jit(func=None, **overrides):
-    """``numba.njit`` with fastbp's options and ``parallel=True``."""
-    options = dict(PARALLEL_JIT_OPTIONS, **overrides)
-    if func is None:
-        return numba.njit(**options)
-    return numba.njit(**options)(func)
+    """``numba.njit`` with fastbp's options and ``parallel=True`` (``prange`` loops)."""
+    return jit(func, parallel=True, **overrides)
 
 
 def cpu_count():

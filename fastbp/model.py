@@ -138,7 +138,6 @@ class _TrainState:
             self.deltas = np.zeros(size, dtype=model.dtype)
             self.pre = np.zeros(size if model._keeps_input else 0, dtype=model.dtype)
             self.rows = rows
-        return self
 
     def save(self, params, rng, epoch):
         """Copy parameters, optimizer and shuffling state aside at the start of ``epoch``."""

@@ -29,10 +29,10 @@ def _blas_controller():
 
 
 #: Matrix products of fewer multiply-adds than this run single-threaded BLAS.
-#: OpenBLAS threads every sgemm above 262,144 multiply-adds; measured on
-#: 2 cores, a 784-256-128-10 network at batch 32 (largest product 6.4M) ran
-#: 74k samples/s with one BLAS thread and 25k with two, while at batch 128
-#: (25.7M) two threads won (155k against 121k).
+#: OpenBLAS threads every sgemm above 262,144 multiply-adds; measured on an
+#: idle 2-core machine, a 784-256-128-10 network at batch 32 (largest product
+#: 6.4M) trained 88k samples/s with one BLAS thread and 81k with two, while at
+#: batch 128 (25.7M) two threads won (142k against 111k).
 BLAS_THREADING_MIN_WORK = 16_000_000
 
 
@@ -54,9 +54,9 @@ def thread_limits(n_threads, work=None):
         :func:`product_work`); below ``BLAS_THREADING_MIN_WORK`` BLAS runs
         one thread, since waking its threads costs more than they save.
 
-    Parallel kernels that call BLAS inside a ``prange`` limit BLAS to one
-    thread themselves (see :func:`blas_single_threaded`), so the two pools are
-    never both at full width.
+    Parallel kernels that call BLAS inside a ``prange`` run under ``work=0``,
+    so BLAS is single-threaded there and the two pools are never both at full
+    width.
     """
     n = resolve_n_threads(n_threads)
     blas = 1 if work is not None and work < BLAS_THREADING_MIN_WORK else n
@@ -67,8 +67,3 @@ def thread_limits(n_threads, work=None):
             yield n
     finally:
         numba.set_num_threads(previous)
-
-
-def blas_single_threaded():
-    """Context manager: BLAS runs one thread (around ``prange`` loops that call it)."""
-    return _blas_controller().limit(limits=1, user_api="blas")

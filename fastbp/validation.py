@@ -116,11 +116,9 @@ def check_features(X, dtype, n_features=None, name="X"):
     if n_features is not None and array.shape[1] != n_features:
         raise ValueError(f"{name} has {array.shape[1]} features, but the model "
                          f"expects {n_features}.")
-    check_finite(name, array)
     with np.errstate(over="ignore"):  # values too large for dtype become inf, caught below
         out = writeable_native(np.ascontiguousarray(array, dtype=dtype))
-    if out.dtype.kind == "f":
-        check_finite(name, out)  # e.g. float64 values too large for float32
+    check_finite(name, out)  # NaN and inf, and values too large for float32
     return out
 
 
@@ -141,9 +139,3 @@ def check_sample_weight(sample_weight, n_samples, dtype):
         raise ValueError("sample_weight sums to zero; at least one sample needs a "
                          "positive weight.")
     return writeable_native(np.ascontiguousarray(sw, dtype=dtype))
-
-
-def check_same_length(X, y, name_x="X", name_y="y"):
-    if len(X) != len(y):
-        raise ValueError(f"{name_x} and {name_y} have different numbers of samples: "
-                         f"{len(X)} and {len(y)}.")

@@ -47,8 +47,8 @@ def initialize_inplace(params, offsets, sizes, scheme, rng):
     """Fill ``params`` (shape (P,)) with freshly drawn weights and zero biases.
 
     This runs once per model, not per step, so it is plain NumPy: a Numba
-    version cost 0.75 s of compilation in every fresh process (measured with
-    an empty cache), for no speed that matters.
+    version cost about 0.5 s of compilation in every fresh process (measured
+    with an empty cache), for no speed that matters.
 
     Parameters
     ----------
