@@ -69,10 +69,11 @@ def test_epochs_every_optimizer_and_loss(name, loss, rng):
 @pytest.mark.parametrize("name", sorted(OPTIMIZER_SETTINGS))
 @pytest.mark.parametrize("clip", [dict(clip_value=0.05), dict(clip_norm=0.1),
                                   dict(clip_value=0.05, clip_norm=0.08)])
-def test_clipping(name, clip, rng):
+@pytest.mark.parametrize("batch_size", [2, 5])   # the step fused into backward, or not
+def test_clipping(name, clip, batch_size, rng):
     net, layers, losses = run_both([4, 6, 3], "logistic", "softmax_cross_entropy",
-                                   OPTIMIZER_SETTINGS[name], batch_size=5, n=12, rng=rng,
-                                   epochs=2, lr=0.1, alpha=0.01, **clip)
+                                   OPTIMIZER_SETTINGS[name], batch_size=batch_size, n=12,
+                                   rng=rng, epochs=2, lr=0.1, alpha=0.01, **clip)
     assert_same_layers(net, layers)
     np.testing.assert_allclose(net.history_["loss"], losses, rtol=1e-10)
 
@@ -105,6 +106,22 @@ def test_blas_sized_layers_fused_update(rng):
                                    rng=rng, epochs=2, lr=0.05, alpha=0.2)
     assert_same_layers(net, layers, rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(net.history_["loss"], losses, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["momentum", "nesterov", "adam"])
+@pytest.mark.parametrize("clip_value", [None, 0.02])
+def test_wide_layers_step_fused_into_backward(name, clip_value, rng):
+    """Batches of 1 and 2 rows take the fused step, which forms the gradient a few
+    rows of ``W`` at a time: 1024 // 200 = 5 rows, so the chunks of the 9 x 200
+    layer end with the bias row and those of the 10 x 200 layer include a
+    bias-only chunk."""
+    for sizes in ([9, 200, 3], [10, 200, 130, 2]):
+        net, layers, losses = run_both(sizes, "tanh", "softmax_cross_entropy",
+                                       OPTIMIZER_SETTINGS[name], batch_size=2, n=7,
+                                       rng=rng, epochs=2, lr=0.01, alpha=0.3,
+                                       clip_value=clip_value)
+        assert_same_layers(net, layers)
+        np.testing.assert_allclose(net.history_["loss"], losses, rtol=1e-10)
 
 
 def test_sample_weight_epoch(rng):

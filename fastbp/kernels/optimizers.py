@@ -226,16 +226,8 @@ def update_inplace(params, grads, state1, state2, offsets, sizes, code, hyper, t
         l2 = 0.0
     coef = like(l2, params)
     zero = like(0.0, params)
-    lr = like(hyper[LR] * scale, params)
-    mu = like(hyper[MOMENTUM], params)
-    b1 = hyper[BETA1]
-    b2 = hyper[BETA2]
-    step = like(hyper[LR] * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t), params)
-    beta1 = like(b1, params)
-    beta2 = like(b2, params)
-    eps = like(hyper[EPSILON], params)
-    g_scale = like(scale, params)
-    nesterov = hyper[NESTEROV] != 0.0
+    lr, mu, nesterov, beta1, beta2, eps, step, g_scale = _step_constants(hyper, t, scale,
+                                                                         params)
     n_state1 = state1.size > 0
     n_state2 = state2.size > 0
     weight_sq = 0.0
@@ -250,4 +242,121 @@ def update_inplace(params, grads, state1, state2, offsets, sizes, code, hyper, t
                                  code, lr, mu, nesterov, beta1, beta2, eps, step, g_scale)
             if is_weight:
                 weight_sq += sq
+    return weight_sq
+
+
+@jit
+def _step_constants(hyper, t, scale, params):
+    """The constants of step ``t`` in the dtype of ``params``, as :func:`_update_segment`
+    takes them: ``lr, mu, nesterov, beta1, beta2, eps, step, scale``, where ``step``
+    is Adam's bias-corrected rate ``lr * sqrt(1 - beta2**t) / (1 - beta1**t)``."""
+    b1 = hyper[BETA1]
+    b2 = hyper[BETA2]
+    return (like(hyper[LR] * scale, params), like(hyper[MOMENTUM], params),
+            hyper[NESTEROV] != 0.0, like(b1, params), like(b2, params),
+            like(hyper[EPSILON], params),
+            like(hyper[LR] * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t), params),
+            like(scale, params))
+
+
+#: Elements of the gradient :func:`update_layer_outer_inplace` forms at a time
+#: (whole rows of ``W``; 8 KiB in float64, so it stays in the L1 cache).
+OUTER_CHUNK = 1024
+
+
+@jit
+def update_layer_outer_inplace(params, state1, state2, start, A, D, col_sums, inv_sw,
+                               code, hyper, t, l2, g):
+    """One optimizer step of one layer whose weight gradient is a few outer products.
+
+    The layer's gradient ``(A.T @ D) * inv_sw`` (bias: ``col_sums * inv_sw``) is
+    formed a chunk of rows of ``W`` at a time in ``g`` and applied at once, so
+    for a small batch the step reads and writes each parameter and its state
+    once and no gradient buffer goes through memory. The arithmetic is
+    :func:`update_inplace`'s, without clipping by norm (``scale = 1``).
+
+    Parameters
+    ----------
+    params, state1, state2 : flat buffers as in :func:`update_inplace`
+    start : int
+        Offset of the layer's weights ``W`` (shape ``(n_in, n_out)``), then bias.
+    A : ndarray, shape (rows, n_in)
+        The layer's input batch.
+    D : ndarray, shape (rows, n_out)
+        Gradient of the summed weighted loss with respect to the layer's outputs.
+    col_sums : ndarray, shape (n_out,)
+        ``sum_i D[i]``.
+    inv_sw : float
+        ``1 / S``.
+    code, hyper, t : as in :func:`update_inplace`
+    l2 : float
+        Coefficient of ``W`` in the gradient.
+    g : ndarray, shape (max(OUTER_CHUNK, n_out),)
+        Scratch space.
+
+    Returns
+    -------
+    float
+        ``||W||^2`` before the step.
+    """
+    rows, n_in = A.shape
+    n_out = D.shape[1]
+    lr, mu, nesterov, beta1, beta2, eps, step, one = _step_constants(hyper, t, 1.0, params)
+    clip_value = hyper[CLIP_VALUE]
+    bound = like(clip_value, params)
+    scale = like(inv_sw, params)
+    coef = like(l2, params)
+    zero = like(0.0, params)
+    per_chunk = max(1, OUTER_CHUNK // n_out)
+    with_state1 = state1.size > 0
+    with_state2 = state2.size > 0
+    weight_sq = 0.0
+    for first in range(0, n_in + 1, per_chunk):
+        # rows first..last-1 of [W; b], contiguous in the flat buffers
+        last = min(first + per_chunk, n_in + 1)
+        n = (last - first) * n_out
+        offset = start + first * n_out
+        P = segment(params, offset, n)
+        for i in range(first, last):
+            G = segment(g, (i - first) * n_out, n_out)
+            if i == n_in:       # the bias row: sum_i D[i] / S
+                for j in range(n_out):
+                    G[j] = col_sums[j] * scale
+                continue
+            a = A[0, i] * scale     # row i of W: (A[:, i] @ D) / S
+            for j in range(n_out):
+                G[j] = a * D[0, j]
+            for r in range(1, rows):
+                a = A[r, i] * scale
+                for j in range(n_out):
+                    G[j] += a * D[r, j]
+        G = segment(g, 0, n)
+        weight_rows = min(last, n_in) - first
+        l2_coef = coef
+        if clip_value > 0.0:
+            # clip(g + l2 * W): the L2 term goes in before clipping
+            for k in range(weight_rows * n_out):
+                G[k] += coef * P[k]
+            for k in range(n):
+                G[k] = min(max(G[k], -bound), bound)
+            l2_coef = zero
+        if weight_rows < last - first and weight_rows > 0:
+            # the chunk ends with the bias row, which has no L2 term: update apart
+            split = weight_rows * n_out
+            weight_sq += _update_segment(
+                segment(P, 0, split), segment(G, 0, split),
+                segment(state1, offset, split if with_state1 else 0),
+                segment(state2, offset, split if with_state2 else 0), l2_coef, code, lr,
+                mu, nesterov, beta1, beta2, eps, step, one)
+            offset += split
+            P = segment(P, split, n_out)
+            G = segment(G, split, n_out)
+            n = n_out
+            weight_rows = 0
+        sq = _update_segment(P, G, segment(state1, offset, n if with_state1 else 0),
+                             segment(state2, offset, n if with_state2 else 0),
+                             l2_coef if weight_rows > 0 else zero, code, lr, mu, nesterov,
+                             beta1, beta2, eps, step, one)
+        if weight_rows > 0:
+            weight_sq += sq
     return weight_sq
