@@ -233,7 +233,9 @@ class _BaseMLP(BaseEstimator):
         data = net._prepare(*(_writeable(a) for a in (X, Y, sample_weight)))
         batch = min(200, data.n) if self.batch_size == "auto" else self.batch_size
         rows = data.n if self.solver == "lbfgs" else min(max(batch, 1), data.n)
-        with thread_limits(self.n_threads, product_work(net.layer_sizes, rows)):
+        limits = thread_limits(self.n_threads, product_work(net.layer_sizes, rows)) \
+            if self.solver == "lbfgs" else net._training_threads(rows)
+        with limits:
             if self.solver == "lbfgs":
                 self._fit_lbfgs(data)
             else:

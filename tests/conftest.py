@@ -27,3 +27,17 @@ def net_from_layers(layers, activation, loss, dtype="float64"):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def split_batches(monkeypatch):
+    """Training splits every batch of two or more rows between two threads.
+
+    Skips where batches cannot be split (one CPU, or a threading layer that
+    training does not split under).
+    """
+    from fastbp.threads import can_split_batches, resolve_n_threads
+    if resolve_n_threads(2) < 2 or not can_split_batches():
+        pytest.skip("training does not split batches on this machine")
+    monkeypatch.setattr(fastbp.model, "SPLIT_MIN_ROWS", 1)
+    return 2

@@ -220,11 +220,11 @@ def test_interrupt_before_an_epoch_starts_changes_nothing(data, monkeypatch):
     real = fastbp.model._TrainState.buffers
     calls = []
 
-    def interrupted_buffers(self, model, rows):
+    def interrupted_buffers(self, model, rows, parts):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt   # epoch 3 set up its buffers, nothing ran yet
-        return real(self, model, rows)
+        return real(self, model, rows, parts)
 
     monkeypatch.setattr(fastbp.model._TrainState, "buffers", interrupted_buffers)
     net = fastbp.MLP([4, 6, 3], random_state=0)

@@ -13,7 +13,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn import neural_network as sk
 from sklearn.base import clone
-from sklearn.datasets import make_classification
+from sklearn.datasets import load_digits, make_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -139,6 +139,31 @@ def test_same_training_as_scikit_learn(task, activation, solver):
                             rtol=1e-6)
     else:
         assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["nesterov", "adam"])
+@pytest.mark.parametrize("task", ["multiclass", "multi-output, weighted"])
+def test_split_batches_same_training_as_scikit_learn(task, solver, split_batches):
+    name, X, y, sw, extra = problem(task, n=90)
+    params = dict(hidden_layer_sizes=(12,), batch_size=20, learning_rate_init=0.02,
+                  max_iter=5, random_state=2, n_threads=split_batches, **SOLVERS[solver],
+                  **extra)
+    ours = quiet_fit(getattr(fastbp.sklearn, name)(**params), X, y, sample_weight=sw)
+    params.pop("n_threads")
+    theirs = quiet_fit(getattr(sk, name)(**params), X, y, sample_weight=sw)
+    assert ours._network._state.parts == 2
+    assert_same_training(ours, theirs)
+
+
+def test_digits_defaults_split_batches():
+    """scikit-learn's defaults on the digits (batch 200, 64-100-10) split every
+    batch among the threads where that is possible."""
+    from fastbp.threads import can_split_batches, resolve_n_threads
+    if resolve_n_threads(None) < 2 or not can_split_batches():
+        pytest.skip("training does not split batches on this machine")
+    X, y = load_digits(return_X_y=True)
+    clf = quiet_fit(MLPClassifier(max_iter=2, random_state=0), X, y)
+    assert clf._network._state.parts == resolve_n_threads(None)
 
 
 @pytest.mark.parametrize("task",

@@ -31,11 +31,12 @@ def assert_same_layers(net, layers, rtol=1e-10, atol=1e-12):
 
 
 def run_both(sizes, activation, loss, settings, batch_size, n, rng, epochs=1, lr=0.05,
-             alpha=0.0, clip_value=None, clip_norm=None, sw=None):
+             alpha=0.0, clip_value=None, clip_norm=None, sw=None, n_threads=None):
     layers = reference.random_layers(sizes, rng, scale=0.4)
     X = rng.standard_normal((n, sizes[0]))
     y = make_targets(loss, n, sizes[-1], rng)
     net = net_from_layers(layers, activation, loss)
+    net.n_threads = n_threads
     net.fit(X, y, epochs=epochs, batch_size=batch_size, lr=lr, alpha=alpha,
             clip_value=clip_value, clip_norm=clip_norm, shuffle=False, sample_weight=sw,
             warm_start=True, **settings)
@@ -122,6 +123,42 @@ def test_wide_layers_step_fused_into_backward(name, clip_value, rng):
                                        clip_value=clip_value)
         assert_same_layers(net, layers)
         np.testing.assert_allclose(net.history_["loss"], losses, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZER_SETTINGS))
+@pytest.mark.parametrize("extra", [dict(), dict(clip_value=0.05, alpha=0.1),
+                                   dict(clip_norm=0.1), dict(sample_weight=True)])
+def test_split_batches_match_reference(name, extra, split_batches, rng):
+    """Batches split between two threads: 23 samples in batches of 9 leave a last
+    batch of 5 (parts of 3 and 2); in batches of 11, a last batch of 1 (an empty
+    part). GELU also keeps the pre-activations of each part."""
+    extra = dict(extra)
+    if extra.pop("sample_weight", False):
+        extra["sw"] = rng.random(23) * 2
+    for batch_size, activation in ((9, "gelu"), (11, "relu")):
+        net, layers, losses = run_both([5, 9, 4], activation, "softmax_cross_entropy",
+                                       OPTIMIZER_SETTINGS[name], batch_size=batch_size,
+                                       n=23, rng=rng, epochs=2, lr=0.05,
+                                       n_threads=split_batches, **extra)
+        assert net._state.parts == 2
+        assert_same_layers(net, layers)
+        np.testing.assert_allclose(net.history_["loss"], losses, rtol=1e-10)
+
+
+def test_split_batches_shuffled_match_serial(split_batches, rng):
+    """Shuffled batches are gathered per part; only the rounding of the summed
+    gradient differs from the serial epoch."""
+    X = rng.standard_normal((90, 12))
+    y = make_targets("softmax_cross_entropy", 90, 3, rng)
+    nets = [fastbp.MLP([12, 20, 3], dtype="float64", random_state=3, n_threads=threads)
+            .fit(X, y, epochs=4, batch_size=16, optimizer="adam", lr=0.01, alpha=0.01)
+            for threads in (1, split_batches)]
+    assert [net._state.parts for net in nets] == [1, 2]
+    np.testing.assert_allclose(nets[1].params_, nets[0].params_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(nets[1].history_["loss"], nets[0].history_["loss"],
+                               rtol=1e-12)
+    np.testing.assert_allclose(nets[1].history_["grad_norm"],
+                               nets[0].history_["grad_norm"], rtol=1e-10)
 
 
 def test_sample_weight_epoch(rng):

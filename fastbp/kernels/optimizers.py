@@ -126,21 +126,20 @@ def _biases(grads, params, offsets, sizes, layer):
 
 
 @jit
-def add_l2_inplace(grads, params, offsets, sizes, l2, clip_value):
-    """``g_W <- clip(g_W + l2 * W)`` and ``g_b <- clip(g_b)`` for every layer, in place.
-
-    ``clip`` is to ``[-clip_value, clip_value]``, none when ``clip_value == 0``.
-    """
+def add_l2_inplace(grads, params, offsets, sizes, l2):
+    """``g_W <- g_W + l2 * W`` for every layer, in place."""
     coef = like(l2, grads)
-    bound = like(clip_value, grads)
     for layer in range(sizes.size - 1):
         G, W = _weights(grads, params, offsets, sizes, layer)
         for i in range(G.size):
             G[i] += coef * W[i]
-        if clip_value > 0.0:
-            for G in (G, _biases(grads, params, offsets, sizes, layer)[0]):
-                for i in range(G.size):
-                    G[i] = min(max(G[i], -bound), bound)
+
+
+@jit
+def _clip_with_l2(G, P, coef, bound):
+    """``G <- clip(G + coef * P, -bound, bound)``: the L2 term goes in before clipping."""
+    for i in range(G.size):
+        G[i] = min(max(G[i] + coef * P[i], -bound), bound)
 
 
 @jit
@@ -220,11 +219,20 @@ def update_inplace(params, grads, state1, state2, offsets, sizes, code, hyper, t
     float
         ``sum_l ||W_l||^2`` before the step (for the L2 term of the loss).
     """
-    if hyper[CLIP_VALUE] > 0.0:
-        # clipping by value needs the whole effective gradient first
-        add_l2_inplace(grads, params, offsets, sizes, l2, hyper[CLIP_VALUE])
-        l2 = 0.0
-    coef = like(l2, params)
+    return update_range_inplace(params, grads, state1, state2, offsets, sizes, code, hyper,
+                                t, scale, l2, 0, params.size)
+
+
+@jit
+def update_range_inplace(params, grads, state1, state2, offsets, sizes, code, hyper, t,
+                         scale, l2, lo, hi):
+    """:func:`update_inplace` on the elements ``lo .. hi - 1`` of the flat buffers only.
+
+    Disjoint ranges can be updated by parallel threads. Returns the part of
+    ``sum_l ||W_l||^2`` (before the step) that lies in the range.
+    """
+    clip_value = hyper[CLIP_VALUE]
+    bound = like(clip_value, params)
     zero = like(0.0, params)
     lr, mu, nesterov, beta1, beta2, eps, step, g_scale = _step_constants(hyper, t, scale,
                                                                          params)
@@ -232,14 +240,22 @@ def update_inplace(params, grads, state1, state2, offsets, sizes, code, hyper, t
     n_state2 = state2.size > 0
     weight_sq = 0.0
     for layer in range(sizes.size - 1):
-        for is_weight, l2_coef, start, n in (
-                (True, coef, offsets[layer], sizes[layer] * sizes[layer + 1]),
-                (False, zero, offsets[layer] + sizes[layer] * sizes[layer + 1],
-                 sizes[layer + 1])):
-            sq = _update_segment(segment(params, start, n), segment(grads, start, n),
-                                 segment(state1, start, n if n_state1 else 0),
-                                 segment(state2, start, n if n_state2 else 0), l2_coef,
-                                 code, lr, mu, nesterov, beta1, beta2, eps, step, g_scale)
+        n_weights = sizes[layer] * sizes[layer + 1]
+        for is_weight, first, n in ((True, offsets[layer], n_weights),
+                                    (False, offsets[layer] + n_weights, sizes[layer + 1])):
+            start = max(first, lo)
+            n = min(first + n, hi) - start
+            if n <= 0:
+                continue
+            P = segment(params, start, n)
+            G = segment(grads, start, n)
+            coef = like(l2, params) if is_weight else zero
+            if clip_value > 0.0:
+                _clip_with_l2(G, P, coef, bound)
+                coef = zero
+            sq = _update_segment(P, G, segment(state1, start, n if n_state1 else 0),
+                                 segment(state2, start, n if n_state2 else 0), coef, code,
+                                 lr, mu, nesterov, beta1, beta2, eps, step, g_scale)
             if is_weight:
                 weight_sq += sq
     return weight_sq
@@ -334,11 +350,10 @@ def update_layer_outer_inplace(params, state1, state2, start, A, D, col_sums, in
         weight_rows = min(last, n_in) - first
         l2_coef = coef
         if clip_value > 0.0:
-            # clip(g + l2 * W): the L2 term goes in before clipping
-            for k in range(weight_rows * n_out):
-                G[k] += coef * P[k]
-            for k in range(n):
-                G[k] = min(max(G[k], -bound), bound)
+            split = weight_rows * n_out    # the bias row has no L2 term
+            _clip_with_l2(segment(G, 0, split), segment(P, 0, split), coef, bound)
+            _clip_with_l2(segment(G, split, n - split), segment(P, split, n - split), zero,
+                          bound)
             l2_coef = zero
         if weight_rows < last - first and weight_rows > 0:
             # the chunk ends with the bias row, which has no L2 term: update apart

@@ -32,7 +32,7 @@ from .dtypes import like
 from .losses import loss_delta_inplace, output_activation_inplace
 from .optimizers import (CLIP_NORM, CLIP_VALUE, L2, LR, MOMENTUM, OPTIMIZERS,
                          add_l2_inplace, gradient_norms, update_inplace,
-                         OUTER_CHUNK, update_layer_outer_inplace)
+                         update_range_inplace, OUTER_CHUNK, update_layer_outer_inplace)
 from .views import block, borrow, rows_of, segment
 
 SGD_CODE = OPTIMIZERS["sgd"].code
@@ -244,27 +244,66 @@ def gather_rows_inplace(X, idx, out):
 
 
 @jit
+def batch_input(X, idx, acts, n0):
+    """The input rows ``X[idx]`` of a batch, shape (len(idx), n0).
+
+    A batch of consecutive samples is a view of ``X`` (no copy); any other is
+    gathered into block 0 of ``acts``.
+    """
+    rows = idx.size
+    if _consecutive(idx):
+        return rows_of(X, idx[0], rows)
+    A0 = block(acts, 0, rows, n0)
+    gather_rows_inplace(X, idx, A0)
+    return A0
+
+
+@jit
 def batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes, acts, deltas, pre,
                          a_off, hidden, loss_code):
     """Forward pass and output gradient of one batch.
 
     Returns
     -------
-    data_loss : float
-        The batch's mean weighted loss ``sum_i s_i loss_i / S`` (``J`` without
-        its L2 term).
+    loss_sum : float
+        The batch's weighted loss ``sum_i s_i loss_i`` (``S * J`` without the
+        L2 term).
     sw_sum : float
         ``S``, the sum of the batch's sample weights.
     """
     rows = A0.shape[0]
     forward_inplace(A0, params, offsets, sizes, acts, pre, a_off, hidden)
     L = sizes.size - 1
-    data_loss = loss_delta_inplace(block(acts, a_off[L], rows, sizes[L]), Y, sw, idx,
-                                   block(deltas, a_off[L], rows, sizes[L]), loss_code)
+    loss_sum = loss_delta_inplace(block(acts, a_off[L], rows, sizes[L]), Y, sw, idx,
+                                  block(deltas, a_off[L], rows, sizes[L]), loss_code)
     sw_sum = 0.0
     for i in range(rows):
         sw_sum += sw[idx[i]]
-    return data_loss / sw_sum, sw_sum
+    return loss_sum, sw_sum
+
+
+@jit
+def optimizer_step(params, grads, state1, state2, offsets, sizes, opt_code, hyper, t, l2,
+                   measure, norms):
+    """One optimizer step from the data gradient in ``grads``.
+
+    Measures the per-layer gradient norms into ``norms`` when ``measure``,
+    rescales for clipping by norm, and applies ``update_inplace``.
+
+    Returns
+    -------
+    float
+        ``sum_l ||W_l||^2`` before the step.
+    """
+    clip_norm = hyper[CLIP_NORM]
+    scale = 1.0
+    if measure or clip_norm > 0.0:
+        sq = gradient_norms(grads, params, offsets, sizes, l2, hyper[CLIP_VALUE], norms,
+                            measure)
+        if clip_norm > 0.0 and sq > clip_norm * clip_norm:
+            scale = clip_norm / math.sqrt(sq)
+    return update_inplace(params, grads, state1, state2, offsets, sizes, opt_code, hyper, t,
+                          scale, l2)
 
 
 @jit
@@ -328,16 +367,12 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
         lo = k * batch_size
         rows = min(batch_size, n - lo)
         idx = segment(order, lo, rows)
-        if _consecutive(idx):
-            A0 = rows_of(X, idx[0], rows)    # the batch is stored as is: no copy
-        else:
-            A0 = block(acts, 0, rows, n0)
-            gather_rows_inplace(X, idx, A0)
-        data_loss, sw_sum = batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes,
-                                                 acts, deltas, pre, a_off, hidden,
-                                                 loss_code)
+        A0 = batch_input(X, idx, acts, n0)
+        loss_sum, sw_sum = batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes,
+                                                acts, deltas, pre, a_off, hidden, loss_code)
         if sw_sum <= 0.0:
             continue   # all weights zero: nothing to learn from this batch
+        data_loss = loss_sum / sw_sum
         if not math.isfinite(data_loss):
             return total_data / n, total_l2 / n, k
         measure = k == 0
@@ -349,24 +384,129 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
                                                 acts, deltas, pre, a_off, hidden,
                                                 1.0 / sw_sum, opt_code, hyper, step[0],
                                                 alpha / sw_sum, scratch)
-            total_data += data_loss * rows
-            total_l2 += 0.5 * alpha * weight_sq / sw_sum * rows
-            continue
-        # ||W||^2 before this step, for the L2 term of the batch loss: a pass of its
-        # own for the fused update, else a by-product of the update pass
-        weight_sq = sum_squared_weights(params, offsets, sizes) \
-            if fused and alpha > 0.0 else 0.0
-        backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off,
-                         hidden, 1.0 / sw_sum, lr if fused else 0.0, alpha, scratch)
-        if not fused:
-            scale = 1.0
-            if measure or clip_norm > 0.0:
-                sq = gradient_norms(grads, params, offsets, sizes, alpha / sw_sum,
-                                    clip_value, norms, measure)
-                if clip_norm > 0.0 and sq > clip_norm * clip_norm:
-                    scale = clip_norm / math.sqrt(sq)
-            weight_sq = update_inplace(params, grads, state1, state2, offsets, sizes,
-                                       opt_code, hyper, step[0], scale, alpha / sw_sum)
+        elif fused:
+            # ||W||^2 before this step, for the L2 term of the batch loss
+            weight_sq = sum_squared_weights(params, offsets, sizes) if alpha > 0.0 else 0.0
+            backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off,
+                             hidden, 1.0 / sw_sum, lr, alpha, scratch)
+        else:
+            backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off,
+                             hidden, 1.0 / sw_sum, 0.0, alpha, scratch)
+            weight_sq = optimizer_step(params, grads, state1, state2, offsets, sizes,
+                                       opt_code, hyper, step[0], alpha / sw_sum, measure,
+                                       norms)
+        total_data += data_loss * rows
+        total_l2 += 0.5 * alpha * weight_sq / sw_sum * rows
+    return total_data / n, total_l2 / n, n_batches
+
+
+@parallel_jit
+def train_epoch_parallel_inplace(X, Y, sw, order, batch_size, params, grads, state1,
+                                 state2, step, offsets, sizes, acts, deltas, pre, a_off,
+                                 scratch, hidden, loss_code, opt_code, hyper, norms,
+                                 part_grads, part_loss):
+    """:func:`train_epoch_inplace` with each batch's rows split among parallel threads.
+
+    Part ``p`` of a batch (rows ``p*per .. (p+1)*per - 1``, ``per = ceil(rows /
+    parts)``) runs the forward and backward pass in its own work slot and
+    writes the gradient of its rows, ``A_p.T @ D_p / S`` with the whole batch's
+    ``S``, to ``grads`` (part 0) or ``part_grads`` (the others). The parts are
+    summed into ``grads`` and one optimizer step follows, as in the serial
+    epoch. The sum changes the rounding of the gradient (not its value) against
+    the serial epoch; the same number of parts gives the same bits.
+
+    Parameters
+    ----------
+    X, Y, sw, order, batch_size, params, grads, state1, state2, step, offsets,
+    sizes, hidden, loss_code, opt_code, hyper, norms :
+        As in :func:`train_epoch_inplace`.
+    acts, deltas, pre : ndarray, flat
+        ``parts`` slots of ``a_off[-1]`` elements each (``pre`` empty when the
+        activation does not need it); ``a_off`` lays out one slot for
+        ``ceil(batch_size / parts)`` rows.
+    scratch : ndarray
+        ``parts`` slots of ``scratch_size(sizes)`` elements.
+    part_grads : ndarray, shape ((parts - 1) * P,)
+    part_loss : ndarray of float64, shape (parts,)
+        Per-part work space (losses, then sums of squared weights); its length
+        is the number of parts.
+
+    Returns
+    -------
+    data_loss, l2_loss, n_done : as in :func:`train_epoch_inplace`
+    """
+    parts = part_loss.size
+    slot = a_off[a_off.size - 1]
+    width = scratch.size // parts
+    P = params.size
+    L = sizes.size - 1
+    n0 = sizes[0]
+    n = order.size
+    alpha = hyper[L2]
+    n_batches = (n + batch_size - 1) // batch_size
+    total_data = 0.0
+    total_l2 = 0.0
+    for k in range(n_batches):
+        lo = k * batch_size
+        rows = min(batch_size, n - lo)
+        idx = segment(order, lo, rows)
+        sw_sum = 0.0
+        for i in range(rows):
+            sw_sum += sw[idx[i]]
+        if sw_sum <= 0.0:
+            continue   # all weights zero: nothing to learn from this batch
+        per = (rows + parts - 1) // parts
+        for p in prange(parts):
+            G = segment(grads, 0, P) if p == 0 else segment(part_grads, (p - 1) * P, P)
+            first = p * per
+            count = min(per, rows - first)
+            part_loss[p] = 0.0
+            if count <= 0:
+                # a loop, not ``G[:] = 0.0``: Numba 0.68 left that slice assignment
+                # undone inside this prange (the split-batch tests catch it)
+                for i in range(P):
+                    G[i] = 0.0
+            else:
+                part_idx = segment(idx, first, count)
+                part_acts = segment(acts, p * slot, slot)
+                part_deltas = segment(deltas, p * slot, slot)
+                part_pre = segment(pre, p * slot, slot if pre.size > 0 else 0)
+                A0 = batch_input(X, part_idx, part_acts, n0)
+                part_loss[p], _ = batch_loss_and_delta(
+                    A0, Y, sw, part_idx, params, offsets, sizes, part_acts, part_deltas,
+                    part_pre, a_off, hidden, loss_code)
+                backward_inplace(A0, params, G, offsets, sizes, part_acts, part_deltas,
+                                 part_pre, a_off, hidden, 1.0 / sw_sum, 0.0, alpha,
+                                 segment(scratch, p * width, width))
+        loss_sum = 0.0
+        for p in range(parts):
+            loss_sum += part_loss[p]
+        data_loss = loss_sum / sw_sum
+        if not math.isfinite(data_loss):
+            return total_data / n, total_l2 / n, k
+        step[0] += 1
+        # each thread sums the parts' gradients over its own range of parameters and,
+        # unless the step needs the whole gradient first (norms), updates that range
+        whole = k == 0 or hyper[CLIP_NORM] > 0.0
+        chunk = (P + parts - 1) // parts
+        for p in prange(parts):
+            lo = min(p * chunk, P)
+            hi = min(lo + chunk, P)
+            for q in range(1, parts):
+                G = segment(part_grads, (q - 1) * P, P)
+                for i in range(lo, hi):
+                    grads[i] += G[i]
+            part_loss[p] = 0.0 if whole else update_range_inplace(
+                params, grads, state1, state2, offsets, sizes, opt_code, hyper, step[0],
+                1.0, alpha / sw_sum, lo, hi)
+        if whole:
+            weight_sq = optimizer_step(params, grads, state1, state2, offsets, sizes,
+                                       opt_code, hyper, step[0], alpha / sw_sum, k == 0,
+                                       norms)
+        else:
+            weight_sq = 0.0
+            for p in range(parts):
+                weight_sq += part_loss[p]
         total_data += data_loss * rows
         total_l2 += 0.5 * alpha * weight_sq / sw_sum * rows
     return total_data / n, total_l2 / n, n_batches
@@ -384,12 +524,12 @@ def loss_grad_inplace(X, Y, sw, idx, params, grads, offsets, sizes, acts, deltas
     rows = idx.size
     A0 = block(acts, 0, rows, sizes[0])
     gather_rows_inplace(X, idx, A0)
-    data_loss, sw_sum = batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes,
-                                             acts, deltas, pre, a_off, hidden, loss_code)
-    loss = data_loss + 0.5 * alpha * sum_squared_weights(params, offsets, sizes) / sw_sum
+    loss_sum, sw_sum = batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes,
+                                            acts, deltas, pre, a_off, hidden, loss_code)
+    loss = loss_sum / sw_sum + 0.5 * alpha * sum_squared_weights(params, offsets, sizes) / sw_sum
     backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off,
                      hidden, 1.0 / sw_sum, 0.0, alpha, scratch)
-    add_l2_inplace(grads, params, offsets, sizes, alpha / sw_sum, 0.0)
+    add_l2_inplace(grads, params, offsets, sizes, alpha / sw_sum)
     gradient_norms(grads, params, offsets, sizes, 0.0, 0.0, norms, True)
     return loss
 
