@@ -8,7 +8,10 @@ batch_size=1`` (Nesterov momentum 0.9, ``alpha=1e-4``). Fits of the two
 libraries alternate; each time is the best of the repeats. Prints the fit time,
 the epochs each ran (their stopping rules are the same, their trajectories
 round differently), the held-out accuracy, and the speed-ups of the whole fit
-and per epoch.
+and per epoch. Each fit starts after a pause of ``SETTLE`` seconds, so that
+the worker threads of the previous fit's thread pools (OpenBLAS's and
+OpenMP's spin for a while after their last task) have gone idle and do not
+compete with it for the cores.
 """
 
 import argparse
@@ -16,6 +19,9 @@ import os
 import sys
 import time
 import warnings
+
+#: Seconds of pause before each fit (see the module docstring).
+SETTLE = 0.5
 
 
 def main(argv=None):
@@ -45,6 +51,7 @@ def main(argv=None):
         for _ in range(args.repeat):
             for name, cls, kwargs in (("fastbp", FastbpMLP, dict(params, n_threads=args.threads)),
                                       ("sklearn", SklearnMLP, params)):
+                time.sleep(SETTLE)
                 with threadpool_limits(args.threads):
                     start = time.perf_counter()
                     models[name] = cls(**kwargs).fit(X_train, y_train)

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastbp
+from fastbp.kernels.optimizers import flush_subnormals_inplace
 
 from . import reference
 from .conftest import make_targets, net_from_layers
@@ -224,3 +225,36 @@ def test_any_architecture_matches_reference(hidden, n, batch_size, name, activat
                                    rng=rng, epochs=2, lr=0.03, alpha=0.01)
     assert_same_layers(net, layers, rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(net.history_["loss"], losses, rtol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_optimizer_state_flushes_subnormals(dtype):
+    tiny = np.finfo(dtype).tiny
+    state = np.array([tiny / 4, -tiny / 1e3, tiny, -2 * tiny, 0.5, np.nan, -np.inf], dtype)
+    expected = state.copy()
+    expected[:2] = 0.0
+    flush_subnormals_inplace(state)
+    np.testing.assert_array_equal(state, expected)
+
+
+@pytest.mark.parametrize("name", ["nesterov", "adam"])
+def test_epochs_leave_no_subnormal_state(name, rng):
+    """A velocity (moment) sunk into subnormals changes no weight against one at
+    0, and the epoch leaves it flushed to 0. Hidden unit 0 is dead, so the
+    gradient of its weights and bias is 0 and nothing but the flush moves its
+    state."""
+    X = rng.standard_normal((6, 3))
+    y = make_targets("softmax_cross_entropy", 6, 2, rng)
+    nets = []
+    for sunk in (np.finfo(np.float64).tiny / 8, 0.0):
+        net = fastbp.MLP([3, 4, 2], dtype="float64", random_state=0)
+        net.coefs_[0][:, 0] = 1e-3
+        net.intercepts_[0][0] = -100.0
+        net.fit(X, y, epochs=1, batch_size=2, lr=0.05, shuffle=False, warm_start=True,
+                **OPTIMIZER_SETTINGS[name])
+        net._state.state1[:] = sunk
+        net.partial_fit(X, y)
+        nets.append(net)
+    np.testing.assert_array_equal(nets[0].params_, nets[1].params_)
+    state = nets[0]._state.state1
+    assert not np.any((state != 0) & (np.abs(state) < np.finfo(np.float64).tiny))

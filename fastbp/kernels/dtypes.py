@@ -25,23 +25,36 @@ def _like_overload(value, reference):
     return lambda value, reference: np.float64(value)
 
 
-def log_tiny(reference):
-    """``log`` of the smallest normal float of ``reference``'s precision.
+def _dtype_constant(name, doc, of_dtype):
+    """A function ``name(reference)`` giving ``of_dtype(dtype)`` in the dtype of
+    ``reference`` (a scalar or an array), in Python and inside kernels."""
+    values = {np.dtype(t): t(of_dtype(t)) for t in (np.float32, np.float64)}
 
-    ``exp(t)`` below it is subnormal: slow to compute with on x86, and in a
-    softmax far below any rounding of the probabilities that matter.
-    """
-    dtype = getattr(reference, "dtype", np.asarray(reference).dtype)
-    return dtype.type(np.log(np.finfo(dtype).tiny))
+    def constant(reference):
+        return values[np.dtype(getattr(reference, "dtype", np.asarray(reference).dtype))]
+
+    value32, value64 = values[np.dtype(np.float32)], values[np.dtype(np.float64)]
+
+    @overload(constant)
+    def _overload(reference):
+        dtype = reference.dtype if isinstance(reference, types.Array) else reference
+        if dtype == types.float32:
+            return lambda reference: value32
+        return lambda reference: value64
+
+    constant.__name__ = constant.__qualname__ = name
+    constant.__doc__ = doc
+    return constant
 
 
-_LOG_TINY32 = np.float32(np.log(np.finfo(np.float32).tiny))
-_LOG_TINY64 = np.float64(np.log(np.finfo(np.float64).tiny))
+tiny = _dtype_constant("tiny", """The smallest normal float of ``reference``'s precision.
 
+    Below it floats are subnormal: on x86 every operation that reads or writes
+    one takes a slow path (about a hundred cycles).
+    """, lambda t: np.finfo(t).tiny)
 
-@overload(log_tiny)
-def _log_tiny_overload(reference):
-    dtype = reference.dtype if isinstance(reference, types.Array) else reference
-    if dtype == types.float32:
-        return lambda reference: _LOG_TINY32
-    return lambda reference: _LOG_TINY64
+log_tiny = _dtype_constant("log_tiny", """``log`` of :func:`tiny`.
+
+    ``exp(t)`` below it is subnormal, and in a softmax far below any rounding of
+    the probabilities that matter.
+    """, lambda t: np.log(np.finfo(t).tiny))

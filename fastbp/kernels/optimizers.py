@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..config import jit
-from .dtypes import like
+from .dtypes import like, tiny
 from .views import segment
 
 
@@ -140,6 +140,27 @@ def _clip_with_l2(G, P, coef, bound):
     """``G <- clip(G + coef * P, -bound, bound)``: the L2 term goes in before clipping."""
     for i in range(G.size):
         G[i] = min(max(G[i] + coef * P[i], -bound), bound)
+
+
+@jit
+def flush_subnormals_inplace(state):
+    """Set the elements of ``state`` below the smallest normal float to 0.
+
+    The velocity (or Adam moment) of a parameter whose gradient stays 0, such
+    as the bias of a dead ReLU unit, decays geometrically into subnormals and
+    then stays there, and every step through a subnormal takes a slow path on
+    x86: digits at batch 1 went from 5.5 to 7.2 microseconds per sample once 35
+    such velocities had sunk. The training epochs call this once at their end;
+    a flushed value stays 0. Adding a subnormal to a parameter changes nothing
+    unless the parameter itself is below ~1e-292, so the parameters are as
+    without the flush. (Flushing in the update loop itself cost more than it
+    saved.)
+    """
+    smallest = tiny(state)
+    zero = like(0.0, state)
+    for i in range(state.size):
+        if abs(state[i]) < smallest:
+            state[i] = zero
 
 
 @jit

@@ -31,7 +31,8 @@ from .blas import matmul_inplace
 from .dtypes import like
 from .losses import loss_delta_inplace, output_activation_inplace
 from .optimizers import (CLIP_NORM, CLIP_VALUE, L2, LR, MOMENTUM, OPTIMIZERS,
-                         add_l2_inplace, gradient_norms, update_inplace,
+                         add_l2_inplace, flush_subnormals_inplace, gradient_norms,
+                         update_inplace,
                          update_range_inplace, OUTER_CHUNK, update_layer_outer_inplace)
 from .views import block, borrow, rows_of, segment
 
@@ -397,6 +398,8 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
                                        norms)
         total_data += data_loss * rows
         total_l2 += 0.5 * alpha * weight_sq / sw_sum * rows
+    flush_subnormals_inplace(state1)
+    flush_subnormals_inplace(state2)
     return total_data / n, total_l2 / n, n_batches
 
 
@@ -509,6 +512,8 @@ def train_epoch_parallel_inplace(X, Y, sw, order, batch_size, params, grads, sta
                 weight_sq += part_loss[p]
         total_data += data_loss * rows
         total_l2 += 0.5 * alpha * weight_sq / sw_sum * rows
+    flush_subnormals_inplace(state1)
+    flush_subnormals_inplace(state2)
     return total_data / n, total_l2 / n, n_batches
 
 
