@@ -101,6 +101,26 @@ def test_batch_stochastic_minibatch_modes(batch_size, rng):
     np.testing.assert_allclose(net.history_["loss"], losses, rtol=1e-10)
 
 
+@pytest.mark.parametrize("name", ["nesterov", "adam"])
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_step_computes_next_product_skipping_zero_inputs(name, batch_size, rng):
+    """Single-sample batches (every one at batch 1; the last of 11 at batch 2) get
+    their first product from the previous step's update pass, which skips the
+    rows of ``W_0`` whose input is 0: half the inputs here are 0."""
+    sizes = [6, 8, 3]
+    layers = reference.random_layers(sizes, rng, scale=0.4)
+    X = rng.standard_normal((11, 6)) * (rng.random((11, 6)) < 0.5)
+    y = make_targets("softmax_cross_entropy", 11, 3, rng)
+    net = net_from_layers(layers, "tanh", "softmax_cross_entropy")
+    net.fit(X, y, epochs=2, batch_size=batch_size, lr=0.05, alpha=0.01, shuffle=False,
+            warm_start=True, **OPTIMIZER_SETTINGS[name])
+    opt = reference_optimizer(OPTIMIZER_SETTINGS[name], 0.05)
+    losses = [reference.train_epoch(layers, X, y, "tanh", "softmax_cross_entropy", opt,
+                                    batch_size, alpha=0.01) for _ in range(2)]
+    assert_same_layers(net, layers)
+    np.testing.assert_allclose(net.history_["loss"], losses, rtol=1e-10)
+
+
 def test_blas_sized_layers_fused_update(rng):
     """Products big enough for BLAS: the fused gemm SGD update, every batch but the first."""
     net, layers, losses = run_both([48, 64, 40, 4], "relu", "softmax_cross_entropy",

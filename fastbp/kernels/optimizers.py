@@ -303,7 +303,7 @@ OUTER_CHUNK = 1024
 
 @jit
 def update_layer_outer_inplace(params, state1, state2, start, A, D, col_sums, inv_sw,
-                               code, hyper, t, l2, g):
+                               code, hyper, t, l2, g, A_next, Z_next):
     """One optimizer step of one layer whose weight gradient is a few outer products.
 
     The layer's gradient ``(A.T @ D) * inv_sw`` (bias: ``col_sums * inv_sw``) is
@@ -330,6 +330,12 @@ def update_layer_outer_inplace(params, state1, state2, start, A, D, col_sums, in
         Coefficient of ``W`` in the gradient.
     g : ndarray, shape (max(OUTER_CHUNK, n_out),)
         Scratch space.
+    A_next : ndarray, shape (rows_next, n_in)
+        Input of the next batch (``rows_next`` may be 0).
+    Z_next : ndarray, shape (rows_next, n_out)
+        Overwritten with ``A_next @ W`` for the updated ``W``, each row of ``W``
+        read while the step has it in cache (rows whose input is 0 skipped):
+        the next batch's product through this layer, without its bias.
 
     Returns
     -------
@@ -348,6 +354,10 @@ def update_layer_outer_inplace(params, state1, state2, start, A, D, col_sums, in
     with_state1 = state1.size > 0
     with_state2 = state2.size > 0
     weight_sq = 0.0
+    rows_next = A_next.shape[0]
+    for r in range(rows_next):
+        for j in range(n_out):
+            Z_next[r, j] = zero
     for first in range(0, n_in + 1, per_chunk):
         # rows first..last-1 of [W; b], contiguous in the flat buffers
         last = min(first + per_chunk, n_in + 1)
@@ -395,4 +405,11 @@ def update_layer_outer_inplace(params, state1, state2, start, A, D, col_sums, in
                              beta1, beta2, eps, step, one)
         if weight_rows > 0:
             weight_sq += sq
+        for i in range(first, min(last, n_in)):
+            W_row = segment(params, start + i * n_out, n_out)
+            for r in range(rows_next):
+                a = A_next[r, i]
+                if a != zero:
+                    for j in range(n_out):
+                        Z_next[r, j] += a * W_row[j]
     return weight_sq

@@ -52,7 +52,8 @@ def scratch_size(sizes):
 
 
 @jit
-def forward_inplace(A0, params, offsets, sizes, acts, pre, a_off, hidden):
+def forward_inplace(A0, params, offsets, sizes, acts, pre, a_off, hidden,
+                    first_done=False):
     """Forward pass: writes every layer's activations into ``acts``.
 
     Parameters
@@ -71,6 +72,10 @@ def forward_inplace(A0, params, offsets, sizes, acts, pre, a_off, hidden):
         Block offsets; ``a_off[L + 1]`` is the end of the last block.
     hidden : int
         Activation code of the hidden layers (the output layer is linear).
+    first_done : bool
+        Block 1 of ``acts`` already holds ``A0 @ W_0`` (computed by the previous
+        step, see :func:`backward_update_inplace`): only its bias and activation
+        remain.
     """
     rows = A0.shape[0]
     keep_input = pre.size > 0
@@ -82,7 +87,8 @@ def forward_inplace(A0, params, offsets, sizes, acts, pre, a_off, hidden):
         W = block(params, offsets[layer], n_in, n_out)
         b = segment(params, offsets[layer] + n_in * n_out, n_out)
         Z = block(acts, a_off[layer + 1], rows, n_out)
-        matmul_inplace(False, False, 1.0, A, W, 0.0, Z)
+        if layer > 0 or not first_done:
+            matmul_inplace(False, False, 1.0, A, W, 0.0, Z)
         if layer == n_layers - 1:
             add_bias_inplace(Z, b)
         else:
@@ -176,7 +182,7 @@ def backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off
 
 @jit
 def backward_update_inplace(A0, params, state1, state2, offsets, sizes, acts, deltas, pre,
-                            a_off, hidden, inv_sw, opt_code, hyper, t, l2, scratch):
+                            a_off, hidden, inv_sw, opt_code, hyper, t, l2, scratch, A_next):
     """Backward pass fused with the optimizer step, for batches of a few rows.
 
     Each layer, from the top, gets its input delta and then its step from
@@ -191,6 +197,11 @@ def backward_update_inplace(A0, params, state1, state2, offsets, sizes, acts, de
     l2 : float
         Coefficient of ``W`` in the gradient (``alpha / S``).
     scratch : ndarray, shape (scratch_size(sizes),)
+    A_next : ndarray, shape (rows_next, n_0)
+        Input of the next batch, or no rows. Its product with the updated
+        ``W_0`` goes to block 1 of ``acts`` (read as ``first_done`` by the next
+        forward pass), computed while the update of ``W_0``, the last one of
+        the step, has each row in cache.
 
     Returns
     -------
@@ -206,9 +217,12 @@ def backward_update_inplace(A0, params, state1, state2, offsets, sizes, acts, de
     for layer in range(sizes.size - 2, -1, -1):
         A, D = _backprop_layer(A0, params, offsets, sizes, acts, deltas, pre, a_off, hidden,
                                layer, col_sums)
-        weight_sq += update_layer_outer_inplace(params, state1, state2, offsets[layer], A,
-                                                D, col_sums, inv_sw, opt_code, hyper, t, l2,
-                                                g_row)
+        # block 1 of acts (layer 0's output) is no longer read once layer 0 updates
+        rows_next = A_next.shape[0] if layer == 0 else 0
+        weight_sq += update_layer_outer_inplace(
+            params, state1, state2, offsets[layer], A, D, col_sums, inv_sw, opt_code, hyper,
+            t, l2, g_row, rows_of(A_next, 0, rows_next),
+            block(acts, a_off[1], rows_next, sizes[1]))
     return weight_sq
 
 
@@ -261,8 +275,9 @@ def batch_input(X, idx, acts, n0):
 
 @jit
 def batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes, acts, deltas, pre,
-                         a_off, hidden, loss_code):
-    """Forward pass and output gradient of one batch.
+                         a_off, hidden, loss_code, first_done=False):
+    """Forward pass (see :func:`forward_inplace` for ``first_done``) and output
+    gradient of one batch.
 
     Returns
     -------
@@ -273,7 +288,7 @@ def batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes, acts, deltas, p
         ``S``, the sum of the batch's sample weights.
     """
     rows = A0.shape[0]
-    forward_inplace(A0, params, offsets, sizes, acts, pre, a_off, hidden)
+    forward_inplace(A0, params, offsets, sizes, acts, pre, a_off, hidden, first_done)
     L = sizes.size - 1
     loss_sum = loss_delta_inplace(block(acts, a_off[L], rows, sizes[L]), Y, sw, idx,
                                   block(deltas, a_off[L], rows, sizes[L]), loss_code)
@@ -364,13 +379,16 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
     n_batches = (n + batch_size - 1) // batch_size
     total_data = 0.0
     total_l2 = 0.0
+    first_done = False    # the previous step computed this batch's first product
     for k in range(n_batches):
         lo = k * batch_size
         rows = min(batch_size, n - lo)
         idx = segment(order, lo, rows)
         A0 = batch_input(X, idx, acts, n0)
         loss_sum, sw_sum = batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes,
-                                                acts, deltas, pre, a_off, hidden, loss_code)
+                                                acts, deltas, pre, a_off, hidden, loss_code,
+                                                first_done)
+        first_done = False
         if sw_sum <= 0.0:
             continue   # all weights zero: nothing to learn from this batch
         data_loss = loss_sum / sw_sum
@@ -380,11 +398,16 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
         fused = plain_sgd and not measure
         step[0] += 1
         if not measure and not plain_sgd and clip_norm == 0.0 and rows <= OUTER_ROWS:
-            # ||W||^2 before this step is a by-product of the update pass
+            # ||W||^2 before this step is a by-product of the update pass, and so
+            # is the first product of the next batch when it is one sample (read
+            # from X in place, so that block 0 of acts, maybe this A0, is kept)
+            first_done = min(batch_size, n - lo - rows) == 1
+            next_row = order[lo + rows] if first_done else 0
             weight_sq = backward_update_inplace(A0, params, state1, state2, offsets, sizes,
                                                 acts, deltas, pre, a_off, hidden,
                                                 1.0 / sw_sum, opt_code, hyper, step[0],
-                                                alpha / sw_sum, scratch)
+                                                alpha / sw_sum, scratch,
+                                                rows_of(X, next_row, 1 if first_done else 0))
         elif fused:
             # ||W||^2 before this step, for the L2 term of the batch loss
             weight_sq = sum_squared_weights(params, offsets, sizes) if alpha > 0.0 else 0.0
