@@ -1,7 +1,7 @@
 """fastbp.MLPClassifier against scikit-learn's on the digits data.
 
     python bench/sklearn_digits.py [--repeat N] [--seeds S] [--settings defaults,sgd]
-                                   [--threads T]
+                                   [--epochs E] [--threads T]
 
 Digits as scikit-learn ships them (raw 0-16 features), a stratified 75/25 split;
 two settings: scikit-learn's defaults (adam, batch 200) and ``solver="sgd",
@@ -11,7 +11,9 @@ the epochs each ran (their stopping rules are the same, their trajectories
 round differently), the held-out accuracy, and the speed-ups of the whole fit
 and per epoch. With ``--seeds S`` it fits ``random_state`` 0 to S-1 and adds
 a line of totals: the epochs a fit runs before its loss stops improving vary
-from seed to seed for both libraries, so one seed's fit ratio is partly luck. Each fit starts after a pause of ``SETTLE`` seconds, so that
+from seed to seed for both libraries (batch-1 training amplifies any rounding
+difference), so one seed's fit ratio is partly luck; ``--epochs N`` makes
+both run exactly N epochs, a fit ratio at equal work. Each fit starts after a pause of ``SETTLE`` seconds, so that
 the worker threads of the previous fit's thread pools (OpenBLAS's and
 OpenMP's spin for a while after their last task) have gone idle and do not
 compete with it for the cores.
@@ -34,6 +36,9 @@ def main(argv=None):
                         help="random_state 0..N-1 of both; a last line sums them")
     parser.add_argument("--settings", default="defaults,sgd",
                         help="comma-separated: defaults, sgd")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="run exactly this many epochs (max_iter = n_iter_no_change "
+                             "= N) instead of stopping on the loss")
     parser.add_argument("--threads", type=int, default=None,
                         help="BLAS and Numba threads of both (default: every CPU)")
     args = parser.parse_args(argv)
@@ -52,6 +57,10 @@ def main(argv=None):
     settings = {"defaults": ("defaults", dict()),
                 "sgd": ("sgd, batch_size=1", dict(solver="sgd", batch_size=1))}
     chosen = [settings[key] for key in args.settings.split(",")]
+    if args.epochs:
+        chosen = [(f"{label}, {args.epochs} epochs",
+                   dict(params, max_iter=args.epochs, n_iter_no_change=args.epochs))
+                  for label, params in chosen]
     for _, params in chosen:   # compile fastbp's kernels outside the timings
         FastbpMLP(**dict(params, max_iter=1)).fit(X_train[:50], y_train[:50])
     for label, params in chosen:
@@ -87,7 +96,7 @@ def _report(label, fb_time, sk_time, fb_epochs, sk_epochs, fb_acc, sk_acc,
             mean_accuracy=False):
     per_epoch = (sk_time / sk_epochs) / (fb_time / fb_epochs)
     accuracy = "mean held-out accuracy" if mean_accuracy else "held-out accuracy"
-    print(f"{label:24s} fastbp {fb_time:6.3f} s ({fb_epochs:3d} epochs, {accuracy} "
+    print(f"{label:30s} fastbp {fb_time:6.3f} s ({fb_epochs:3d} epochs, {accuracy} "
           f"{fb_acc:.4f}) | sklearn {sk_time:6.3f} s ({sk_epochs:3d} epochs, {sk_acc:.4f}) "
           f"| fit {sk_time / fb_time:4.1f}x, per epoch {per_epoch:4.1f}x", flush=True)
 
