@@ -323,6 +323,15 @@ def optimizer_step(params, grads, state1, state2, offsets, sizes, opt_code, hype
 
 
 @jit
+def _end_epoch(state1, state2, total_data, total_l2, n, n_done):
+    """Flush sunk optimizer state (``flush_subnormals_inplace``); return the epoch's
+    ``data_loss, l2_loss, n_done``."""
+    flush_subnormals_inplace(state1)
+    flush_subnormals_inplace(state2)
+    return total_data / n, total_l2 / n, n_done
+
+
+@jit
 def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, state2,
                         step, offsets, sizes, acts, deltas, pre, a_off, scratch,
                         hidden, loss_code, opt_code, hyper, norms):
@@ -421,9 +430,7 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
                                        norms)
         total_data += data_loss * rows
         total_l2 += 0.5 * alpha * weight_sq / sw_sum * rows
-    flush_subnormals_inplace(state1)
-    flush_subnormals_inplace(state2)
-    return total_data / n, total_l2 / n, n_batches
+    return _end_epoch(state1, state2, total_data, total_l2, n, n_batches)
 
 
 @parallel_jit
@@ -535,9 +542,7 @@ def train_epoch_parallel_inplace(X, Y, sw, order, batch_size, params, grads, sta
                 weight_sq += part_loss[p]
         total_data += data_loss * rows
         total_l2 += 0.5 * alpha * weight_sq / sw_sum * rows
-    flush_subnormals_inplace(state1)
-    flush_subnormals_inplace(state2)
-    return total_data / n, total_l2 / n, n_batches
+    return _end_epoch(state1, state2, total_data, total_l2, n, n_batches)
 
 
 @jit
