@@ -4,7 +4,6 @@ The model owns validation, buffers, the epoch loop and the history; every
 number is computed by the kernels in ``fastbp.kernels``.
 """
 
-import threading
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -17,8 +16,8 @@ from .kernels.train import (loss_grad_inplace, predict_inplace,
                             predict_parallel_inplace, scratch_size,
                             train_epoch_inplace, train_epoch_parallel_inplace)
 from .layout import block_offsets, layer_views, parameter_offsets
-from .threads import (BLAS_THREADING_MIN_WORK, can_split_batches, product_work,
-                      resolve_n_threads, thread_limits)
+from .threads import (BLAS_THREADING_MIN_WORK, can_launch_parallel, can_split_batches,
+                      product_work, resolve_n_threads, thread_limits)
 
 #: Rows per chunk of the inference pass (bounds its work memory).
 PREDICT_CHUNK = 4096
@@ -627,15 +626,15 @@ class MLP:
         """Outputs for validated ``X``: logits (``output=False``) or ``g(logits)``.
 
         With several threads and enough rows, the rows are split among Numba
-        threads, each running single-threaded BLAS on its own part. Only the
+        threads, each running single-threaded BLAS on its own part, when
+        :func:`fastbp.threads.can_launch_parallel`. Only the
         main thread launches the parallel kernel: Numba's default threading
         layer cannot run two parallel launches at once.
         """
         X = np.ascontiguousarray(X, dtype=self.dtype)   # no copy when already so
         n = X.shape[0]
         parts = resolve_n_threads(self.n_threads)
-        if n < parts * PARALLEL_MIN_ROWS or threading.current_thread() is not \
-                threading.main_thread():
+        if n < parts * PARALLEL_MIN_ROWS or not can_launch_parallel():
             parts = 1
         chunk = min(PREDICT_CHUNK, -(-n // parts))
         a_off = block_offsets(self.layer_sizes, chunk, with_input=False)

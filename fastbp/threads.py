@@ -1,7 +1,7 @@
 """One knob, ``n_threads``, for Numba's threads and the BLAS threads."""
 
 import contextlib
-import functools
+import os
 import threading
 
 import numba
@@ -78,19 +78,38 @@ def _launch(out):
         out[i] = i
 
 
-@functools.cache
-def _cheap_launches():
-    _launch(np.zeros(2))
-    return numba.threading_layer() in ("omp", "tbb")
+#: ``(pid, cheap)``: the process that first launched Numba's threads from fastbp,
+#: and whether its threading layer launches cheaply.
+_pool = None
+
+
+def _thread_pool():
+    """Start Numba's thread pool in this process if fastbp has not yet; ``_pool``."""
+    global _pool
+    if _pool is None:
+        _launch(np.zeros(2))
+        _pool = (os.getpid(), numba.threading_layer() in ("omp", "tbb"))
+    return _pool
+
+
+def can_launch_parallel():
+    """Whether a kernel may launch Numba threads from here.
+
+    Only from the main thread, so that threads already running fits or
+    predictions in parallel (a grid search, say) are not oversubscribed, and
+    not in a child forked from a process whose thread pool fastbp had started:
+    GNU OpenMP's pool does not survive ``fork`` (Numba stops such a child).
+    """
+    return threading.current_thread() is threading.main_thread() \
+        and _thread_pool()[0] == os.getpid()
 
 
 def can_split_batches():
     """Whether a training kernel may split its batches among Numba threads here.
 
-    Only with the OpenMP or TBB threading layer, where a parallel launch costs
-    about a microsecond (Numba's fallback layer, ``workqueue``, measured 130
-    microseconds per launch, more than the split saves), and only from the
-    main thread, so that threads already running fits in parallel (a grid
-    search, say) are not oversubscribed.
+    As :func:`can_launch_parallel`, and only with the OpenMP or TBB threading
+    layer, where a parallel launch costs about a microsecond (Numba's fallback
+    layer, ``workqueue``, measured 130 microseconds per launch, more than the
+    split saves).
     """
-    return threading.current_thread() is threading.main_thread() and _cheap_launches()
+    return can_launch_parallel() and _thread_pool()[1]

@@ -1,5 +1,6 @@
 """The MLP API: learning, determinism, state, odd arrays, pickling."""
 
+import os
 import pickle
 
 import numpy as np
@@ -243,3 +244,30 @@ def test_fit_memory_does_not_grow_with_epochs(rng):
         peaks[epochs] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peaks[20] <= 1.05 * peaks[1]
+
+
+def _fit_and_predict_in_child(queue):
+    X = np.random.default_rng(1).standard_normal((2000, 16))
+    y = (X[:, 0] > 0).astype(int)
+    net = fastbp.MLP([16, 32, 2], dtype="float64", random_state=0)
+    net.fit(X, y, epochs=1, batch_size=128)
+    queue.put(float(net.predict_proba(X).sum()))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_trains_after_the_parent_used_threads():
+    """A child forked after the parent ran split batches and parallel inference
+    trains and predicts serially: the parent's thread pool does not survive fork."""
+    import multiprocessing
+    X = np.random.default_rng(1).standard_normal((2000, 16))
+    y = (X[:, 0] > 0).astype(int)
+    net = fastbp.MLP([16, 32, 2], dtype="float64", random_state=0)
+    net.fit(X, y, epochs=1, batch_size=128)   # 64 rows a part on two threads
+    expected = float(net.predict_proba(X).sum())
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_fit_and_predict_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == pytest.approx(expected, rel=1e-9)
