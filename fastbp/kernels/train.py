@@ -98,7 +98,7 @@ def forward_inplace(A0, params, offsets, sizes, acts, pre, a_off, hidden,
         A = Z
 
 
-@jit
+@jit(inline="always")   # measured: as a call it cost the online case 12% of its throughput
 def _backprop_layer(A0, params, offsets, sizes, acts, deltas, pre, a_off, hidden, layer,
                     col_sums):
     """The part of the backward pass at ``layer`` that comes before its update.
