@@ -28,7 +28,7 @@ PARALLEL_MIN_ROWS = 512
 #: many bytes, and BLAS would run single-threaded anyway. Measured on an idle
 #: 2-core machine (epoch time, split against serial): 64-100-10 in float64
 #: (60 KB of gradient) at batch 200 0.50x, 100 0.70x, 50 0.84x; 784-256-128-10
-#: in float32 (940 KB) at batch 32 1.49x, at 128 (two BLAS threads) 1.18x.
+#: in float32 (940 KB) at batch 32 1.48x, at 128 (two BLAS threads) 1.18x.
 SPLIT_MIN_ROWS = 32
 SPLIT_MAX_GRADIENT_BYTES = 512 * 1024
 
@@ -634,7 +634,7 @@ class MLP:
         X = np.ascontiguousarray(X, dtype=self.dtype)   # no copy when already so
         n = X.shape[0]
         parts = resolve_n_threads(self.n_threads)
-        if n < parts * PARALLEL_MIN_ROWS or not can_launch_parallel():
+        if parts == 1 or n < parts * PARALLEL_MIN_ROWS or not can_launch_parallel():
             parts = 1
         chunk = min(PREDICT_CHUNK, -(-n // parts))
         a_off = block_offsets(self.layer_sizes, chunk, with_input=False)

@@ -246,12 +246,18 @@ def test_fit_memory_does_not_grow_with_epochs(rng):
     assert peaks[20] <= 1.05 * peaks[1]
 
 
-def _fit_and_predict_in_child(queue):
+def _fit_and_predict():
+    """One epoch at batch 128 (64 rows a part on two threads) and a prediction of
+    2,000 rows (parallel inference); returns the sum of the probabilities."""
     X = np.random.default_rng(1).standard_normal((2000, 16))
     y = (X[:, 0] > 0).astype(int)
     net = fastbp.MLP([16, 32, 2], dtype="float64", random_state=0)
     net.fit(X, y, epochs=1, batch_size=128)
-    queue.put(float(net.predict_proba(X).sum()))
+    return float(net.predict_proba(X).sum())
+
+
+def _fit_and_predict_in_child(queue):
+    queue.put(_fit_and_predict())
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -259,11 +265,7 @@ def test_forked_child_trains_after_the_parent_used_threads():
     """A child forked after the parent ran split batches and parallel inference
     trains and predicts serially: the parent's thread pool does not survive fork."""
     import multiprocessing
-    X = np.random.default_rng(1).standard_normal((2000, 16))
-    y = (X[:, 0] > 0).astype(int)
-    net = fastbp.MLP([16, 32, 2], dtype="float64", random_state=0)
-    net.fit(X, y, epochs=1, batch_size=128)   # 64 rows a part on two threads
-    expected = float(net.predict_proba(X).sum())
+    expected = _fit_and_predict()
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     child = context.Process(target=_fit_and_predict_in_child, args=(queue,))

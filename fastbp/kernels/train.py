@@ -472,7 +472,6 @@ def train_epoch_parallel_inplace(X, Y, sw, order, batch_size, params, grads, sta
     slot = a_off[a_off.size - 1]
     width = scratch.size // parts
     P = params.size
-    L = sizes.size - 1
     n0 = sizes[0]
     n = order.size
     alpha = hyper[L2]
