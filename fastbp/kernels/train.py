@@ -258,7 +258,7 @@ def gather_rows_inplace(X, idx, out):
             out[i, j] = X[k, j]
 
 
-@jit
+@jit(inline="always")   # a call per batch: see _backprop_layer
 def batch_input(X, idx, acts, n0):
     """The input rows ``X[idx]`` of a batch, shape (len(idx), n0).
 
@@ -273,7 +273,7 @@ def batch_input(X, idx, acts, n0):
     return A0
 
 
-@jit
+@jit(inline="always")   # a call per batch: see _backprop_layer
 def batch_loss_and_delta(A0, Y, sw, idx, params, offsets, sizes, acts, deltas, pre,
                          a_off, hidden, loss_code, first_done=False):
     """Forward pass (see :func:`forward_inplace` for ``first_done``) and output
