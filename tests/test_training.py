@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastbp
+from fastbp.kernels.lazy import MAX_LAG, ZERO_SAMPLE, lazy_pays
 from fastbp.kernels.optimizers import flush_subnormals_inplace
 
 from . import reference
@@ -119,6 +120,68 @@ def test_step_computes_next_product_skipping_zero_inputs(name, batch_size, rng):
                                     batch_size, alpha=0.01) for _ in range(2)]
     assert_same_layers(net, layers)
     np.testing.assert_allclose(net.history_["loss"], losses, rtol=1e-10)
+
+
+def sparse_inputs(n, n_in, rng, zeros=0.6):
+    """Inputs of which a fraction ``zeros`` is 0, input 3 always."""
+    X = rng.standard_normal((n, n_in)) * (rng.random((n, n_in)) >= zeros)
+    X[:, 3] = 0.0
+    return X
+
+
+@pytest.mark.parametrize("name", ["momentum", "nesterov"])
+@pytest.mark.parametrize("weight", [None, 2.5])
+def test_lazy_rows_of_zero_inputs_match_reference(name, weight, rng):
+    """Single-sample momentum steps leave the rows of ``W_0`` whose input is 0
+    behind (``kernels/lazy.py``) and bring them up to date later at once. Rows
+    come back at every lag; row 3 reaches the largest lag (600 steps an epoch)
+    and is brought up to date on the way. A sample weight of 2.5 for all
+    samples makes the L2 coefficient alpha / 2.5 at every step."""
+    n, sizes = 600, [10, 7, 3]
+    X = sparse_inputs(n, sizes[0], rng)
+    sw = None if weight is None else np.full(n, weight)
+    assert lazy_pays(X, np.ones(n) if sw is None else sw, np.arange(n))
+    assert n > MAX_LAG + 2
+    layers = reference.random_layers(sizes, rng, scale=0.4)
+    y = make_targets("softmax_cross_entropy", n, 3, rng)
+    net = net_from_layers(layers, "relu", "softmax_cross_entropy")
+    net.fit(X, y, epochs=2, batch_size=1, lr=0.01, alpha=0.05, sample_weight=sw,
+            shuffle=False, warm_start=True, **OPTIMIZER_SETTINGS[name])
+    opt = reference_optimizer(OPTIMIZER_SETTINGS[name], 0.01)
+    losses = [reference.train_epoch(layers, X, y, "relu", "softmax_cross_entropy", opt, 1,
+                                    alpha=0.05, sw=sw) for _ in range(2)]
+    assert_same_layers(net, layers)
+    np.testing.assert_allclose(net.history_["loss"], losses, rtol=1e-10)
+
+
+def test_lazy_rows_shuffled_float32_follow_float64(rng):
+    """Lazy rows in float32 (powers of ``M`` rounded to float32) and in shuffled
+    order, against float64 with the same shuffles."""
+    X = sparse_inputs(400, 12, rng)
+    y = make_targets("softmax_cross_entropy", 400, 4, rng)
+    nets = {dtype: fastbp.MLP([12, 16, 4], dtype=dtype, random_state=1)
+            .fit(X, y, epochs=3, batch_size=1, lr=0.01, alpha=0.01, optimizer="sgd",
+                 momentum=0.9, nesterov=True)
+            for dtype in ("float32", "float64")}
+    np.testing.assert_allclose(nets["float32"].params_, nets["float64"].params_,
+                               rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(nets["float32"].history_["loss"],
+                               nets["float64"].history_["loss"], rtol=1e-4)
+
+
+def test_lazy_rows_only_where_they_pay(rng):
+    """Lazy rows need one weight for all samples (``M`` depends on it) and
+    enough zero inputs among the first samples of the order."""
+    n = 2 * ZERO_SAMPLE
+    X = sparse_inputs(n, 10, rng, zeros=0.5)
+    order = np.arange(n)
+    assert lazy_pays(X, np.full(n, 0.5), order)
+    assert not lazy_pays(X, np.linspace(0.5, 1.0, n), order)
+    assert not lazy_pays(X, np.zeros(n), order)
+    assert not lazy_pays(rng.standard_normal((n, 10)), np.ones(n), order)
+    X[:ZERO_SAMPLE] = 1.0     # zeros only after the samples looked at
+    assert not lazy_pays(X, np.ones(n), order)
+    assert lazy_pays(X, np.ones(n), order[::-1].copy())
 
 
 def test_blas_sized_layers_fused_update(rng):

@@ -23,6 +23,8 @@ and ``D_{l-1} = (D_l @ W_l.T) * f'(Z_{l-1})``.
 
 import math
 
+import numpy as np
+
 from numba import prange
 
 from ..config import jit, parallel_jit
@@ -30,10 +32,12 @@ from .activations import add_bias_inplace, bias_activation_inplace, derivative_i
 from .blas import matmul_inplace
 from .dtypes import like
 from .losses import loss_delta_inplace, output_activation_inplace
-from .optimizers import (CLIP_NORM, CLIP_VALUE, L2, LR, MOMENTUM, OPTIMIZERS,
+from .optimizers import (CLIP_NORM, CLIP_VALUE, L2, LR, MOMENTUM, NESTEROV, OPTIMIZERS,
                          add_l2_inplace, flush_subnormals_inplace, gradient_norms,
                          update_inplace,
                          update_range_inplace, OUTER_CHUNK, update_layer_outer_inplace)
+from .lazy import (catch_up_lazy_rows, lazy_layer_step, lazy_pays, start_lazy_rows,
+                   step_powers)
 from .views import block, borrow, rows_of, segment
 
 SGD_CODE = OPTIMIZERS["sgd"].code
@@ -182,7 +186,8 @@ def backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off
 
 @jit
 def backward_update_inplace(A0, params, state1, state2, offsets, sizes, acts, deltas, pre,
-                            a_off, hidden, inv_sw, opt_code, hyper, t, l2, scratch, A_next):
+                            a_off, hidden, inv_sw, opt_code, hyper, t, l2, scratch, A_next,
+                            since, row_sums, powers):
     """Backward pass fused with the optimizer step, for batches of a few rows.
 
     Each layer, from the top, gets its input delta and then its step from
@@ -202,6 +207,9 @@ def backward_update_inplace(A0, params, state1, state2, offsets, sizes, acts, de
         ``W_0`` goes to block 1 of ``acts`` (read as ``first_done`` by the next
         forward pass), computed while the update of ``W_0``, the last one of
         the step, has each row in cache.
+    since, row_sums, powers : ndarray
+        Empty, or the lazy rows of ``W_0`` (``lazy.lazy_layer_step``; one
+        sample, SGD with momentum), which then also give ``A_next @ W_0``.
 
     Returns
     -------
@@ -219,6 +227,12 @@ def backward_update_inplace(A0, params, state1, state2, offsets, sizes, acts, de
                                layer, col_sums)
         # block 1 of acts (layer 0's output) is no longer read once layer 0 updates
         rows_next = A_next.shape[0] if layer == 0 else 0
+        if layer == 0 and since.size > 0:
+            weight_sq += lazy_layer_step(params, state1, offsets[0], A, D, col_sums, inv_sw,
+                                         hyper, t, since, row_sums, powers, g_row,
+                                         rows_of(A_next, 0, rows_next),
+                                         block(acts, a_off[1], rows_next, sizes[1]))
+            continue
         weight_sq += update_layer_outer_inplace(
             params, state1, state2, offsets[layer], A, D, col_sums, inv_sw, opt_code, hyper,
             t, l2, g_row, rows_of(A_next, 0, rows_next),
@@ -389,6 +403,15 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
     total_data = 0.0
     total_l2 = 0.0
     first_done = False    # the previous step computed this batch's first product
+    # single-sample momentum steps leave the rows of W_0 whose input is 0 behind
+    lazy = batch_size == 1 and opt_code == SGD_CODE and hyper[MOMENTUM] > 0.0 \
+        and clip_norm == 0.0 and clip_value == 0.0 and lazy_pays(X, sw, order)
+    n_lazy = n0 if lazy else 0
+    since = np.zeros(n_lazy, np.int64)
+    row_sums = np.zeros((n_lazy, 3))
+    powers = step_powers(lr, hyper[MOMENTUM], hyper[NESTEROV] != 0.0,
+                         alpha / sw[order[0]] if lazy else 0.0, params)
+    lazy_started = False
     for k in range(n_batches):
         lo = k * batch_size
         rows = min(batch_size, n - lo)
@@ -402,6 +425,9 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
             continue   # all weights zero: nothing to learn from this batch
         data_loss = loss_sum / sw_sum
         if not math.isfinite(data_loss):
+            if lazy_started:
+                catch_up_lazy_rows(params, state1, offsets[0], n0, sizes[1], since, row_sums,
+                                   powers, step[0] + 1)
             return total_data / n, total_l2 / n, k
         measure = k == 0
         fused = plain_sgd and not measure
@@ -412,11 +438,16 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
             # from X in place, so that block 0 of acts, maybe this A0, is kept)
             first_done = min(batch_size, n - lo - rows) == 1
             next_row = order[lo + rows] if first_done else 0
+            if lazy and not lazy_started:
+                start_lazy_rows(params, state1, offsets[0], n0, sizes[1], since, row_sums,
+                                step[0])
+                lazy_started = True
             weight_sq = backward_update_inplace(A0, params, state1, state2, offsets, sizes,
                                                 acts, deltas, pre, a_off, hidden,
                                                 1.0 / sw_sum, opt_code, hyper, step[0],
                                                 alpha / sw_sum, scratch,
-                                                rows_of(X, next_row, 1 if first_done else 0))
+                                                rows_of(X, next_row, 1 if first_done else 0),
+                                                since, row_sums, powers)
         elif fused:
             # ||W||^2 before this step, for the L2 term of the batch loss
             weight_sq = sum_squared_weights(params, offsets, sizes) if alpha > 0.0 else 0.0
@@ -430,6 +461,9 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
                                        norms)
         total_data += data_loss * rows
         total_l2 += 0.5 * alpha * weight_sq / sw_sum * rows
+    if lazy_started:
+        catch_up_lazy_rows(params, state1, offsets[0], n0, sizes[1], since, row_sums, powers,
+                           step[0] + 1)
     return _end_epoch(state1, state2, total_data, total_l2, n, n_batches)
 
 
