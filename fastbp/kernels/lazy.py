@@ -37,10 +37,14 @@ account:
   ``(m11, m12)`` the first row of ``M^k``. (A row whose next input is known
   to be non-zero keeps only ``Sww``: it is touched again at lag 0.)
 
-The training epoch uses this only where it pays (see :func:`lazy_pays`):
-single-sample SGD steps with momentum, no clipping, one sample weight for
-all samples (so ``M`` is constant) and inputs of which at least
-:data:`MIN_ZERO_FRACTION` are 0.
+The training epoch takes this path for single-sample SGD steps with
+momentum, without clipping, when all samples have the same weight (so ``M``
+is constant; :func:`lazy_pays`). It pays at any fraction of zero inputs: the
+step of a row brought up to date is one pass that also adds its share of the
+next first product, where the plain fused step forms the gradient, then steps,
+then adds. Measured on 64-100-10 at batch 1 (Nesterov, per sample): 0.91x
+the time of the plain fused step with no zero inputs, 0.81x with 30%, 0.71x
+with 50%; digits (49% zeros) 0.73x.
 """
 
 import numpy as np
@@ -54,44 +58,25 @@ from .views import segment
 #: entries (8 KiB in float64).
 MAX_LAG = 254
 
-#: Fraction of zero inputs from which lazy rows pay. A row brought up to date
-#: costs about 9 operations per element against 7 for a plain step and
-#: nothing while left behind (measured: see ``train.train_epoch_inplace``).
-MIN_ZERO_FRACTION = 0.3
-
-#: Samples :func:`lazy_pays` looks at to estimate the fraction of zero inputs.
-ZERO_SAMPLE = 256
-
 # columns of a row of the table of powers, and of the row sums
 M11, M12, M21, M22 = range(4)
 SWW, SWV, SVV = range(3)
 
 
 @jit
-def lazy_pays(X, sw, order):
-    """Whether an epoch over ``X[order]`` at batch size 1 takes lazy rows.
-
-    Needs one sample weight for every sample (so ``M`` is the same at every
-    step) and at least :data:`MIN_ZERO_FRACTION` zero inputs among the first
-    :data:`ZERO_SAMPLE` samples of ``order``.
-    """
-    n = order.size
-    if n < 3:
+def lazy_pays(sw, order):
+    """Whether an epoch over ``order`` at batch size 1 takes lazy rows: when all
+    its samples have the same positive weight, so that ``M`` is the same at every
+    step."""
+    if order.size < 3:
         return False
     weight = sw[order[0]]
     if not weight > 0.0:
         return False
-    for k in range(n):
+    for k in range(order.size):
         if sw[order[k]] != weight:
             return False
-    zeros = 0
-    n_seen = min(n, ZERO_SAMPLE)
-    for k in range(n_seen):
-        row = order[k]
-        for i in range(X.shape[1]):
-            if X[row, i] == 0.0:
-                zeros += 1
-    return zeros >= MIN_ZERO_FRACTION * n_seen * X.shape[1]
+    return True
 
 
 @jit
