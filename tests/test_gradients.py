@@ -1,9 +1,11 @@
 """Gradients of ``loss_and_grad`` against central differences, for every registry entry."""
 
+import numba
 import numpy as np
 import pytest
 
 import fastbp
+from fastbp.kernels.exp import exp
 
 from . import reference
 from .conftest import make_targets, net_from_layers
@@ -105,3 +107,28 @@ def test_softmax_flushes_subnormals(dtype):
     db = grads[0][1]
     assert db[1] == 0.0
     assert np.all((np.abs(db) >= tiny) | (db == 0))
+
+
+@numba.njit
+def _exp_all(x, out):
+    for i in range(x.size):
+        out[i] = exp(x[i])
+
+
+def test_vectorised_exp_within_two_ulp_of_numpy(rng):
+    """``kernels.exp.exp`` over its whole range: normal results, the subnormals
+    (-745 < x < -708), overflow, and the special values."""
+    x = np.concatenate([rng.uniform(-750.0, 710.0, 200_000), rng.uniform(-1.0, 1.0, 50_000),
+                        np.arange(-1100.0, 1100.0, 0.5) * np.log(2.0),
+                        [0.0, -0.0, 1e-300, 709.78, 709.79, -708.4, -720.0, -745.1, -745.2,
+                         1e308, -1e308, np.inf, -np.inf, np.nan]])
+    out = np.empty_like(x)
+    _exp_all(x, out)
+    with np.errstate(over="ignore"):
+        expected = np.exp(x)
+    normal = np.isfinite(expected) & (expected >= np.finfo(float).tiny)
+    ulps = np.abs(out[normal] - expected[normal]) / np.spacing(expected[normal])
+    assert ulps.max() <= 2.0
+    np.testing.assert_allclose(out[~normal], expected[~normal], rtol=0,
+                               atol=2 * np.finfo(float).smallest_subnormal)
+    assert np.isnan(out[-1]) and out[-2] == 0.0 and out[-3] == np.inf

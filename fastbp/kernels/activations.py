@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from ..config import jit
 from .dtypes import like
+from .exp import exp
 
 LEAKY_RELU_SLOPE = 0.01
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
@@ -62,8 +63,8 @@ def logistic(z):
     # 1 / (1 + exp(-z)), written so that exp never overflows
     one = like(1.0, z)
     if z >= 0.0:
-        return one / (one + math.exp(-z))
-    e = math.exp(z)
+        return one / (one + like(exp(-z), z))
+    e = like(exp(z), z)
     return e / (one + e)
 
 
@@ -98,7 +99,7 @@ def elu_derivative(a, z):
 @jit
 def softplus(z):
     # log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|))
-    return max(z, like(0.0, z)) + math.log1p(math.exp(-abs(z)))
+    return max(z, like(0.0, z)) + math.log1p(like(exp(-abs(z)), z))
 
 
 @jit
@@ -118,7 +119,7 @@ def gelu_derivative(a, z):
     # Phi(z) + z * phi(z)
     half = like(0.5, z)
     cdf = half * (like(1.0, z) + math.erf(z * like(_SQRT_HALF, z)))
-    return cdf + z * like(_INV_SQRT_2PI, z) * math.exp(-half * z * z)
+    return cdf + z * like(_INV_SQRT_2PI, z) * like(exp(-half * z * z), z)
 
 
 # --- the registry --------------------------------------------------------------
