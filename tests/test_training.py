@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastbp
-from fastbp.kernels.lazy import MAX_LAG, lazy_pays
+from fastbp.kernels.lazy import MAX_LAG, takes_lazy_rows
 from fastbp.kernels.optimizers import flush_subnormals_inplace
 
 from . import reference
@@ -140,7 +140,7 @@ def test_lazy_rows_of_zero_inputs_match_reference(name, weight, rng):
     n, sizes = 600, [10, 7, 3]
     X = sparse_inputs(n, sizes[0], rng)
     sw = None if weight is None else np.full(n, weight)
-    assert lazy_pays(np.ones(n) if sw is None else sw, np.arange(n))
+    assert takes_lazy_rows(np.ones(n) if sw is None else sw, np.arange(n))
     assert n > MAX_LAG + 2
     layers = reference.random_layers(sizes, rng, scale=0.4)
     y = make_targets("softmax_cross_entropy", n, 3, rng)
@@ -172,10 +172,10 @@ def test_lazy_rows_shuffled_float32_follow_float64(rng):
 def test_lazy_rows_need_one_weight_for_all():
     """``M`` depends on the sample weight: lazy rows need the same for all samples."""
     order = np.arange(10)
-    assert lazy_pays(np.full(10, 0.5), order)
-    assert not lazy_pays(np.linspace(0.5, 1.0, 10), order)
-    assert lazy_pays(np.linspace(0.5, 1.0, 10), np.full(5, 3))
-    assert not lazy_pays(np.zeros(10), order)
+    assert takes_lazy_rows(np.full(10, 0.5), order)
+    assert not takes_lazy_rows(np.linspace(0.5, 1.0, 10), order)
+    assert takes_lazy_rows(np.linspace(0.5, 1.0, 10), np.full(5, 3))
+    assert not takes_lazy_rows(np.zeros(10), order)
 
 
 def test_blas_sized_layers_fused_update(rng):

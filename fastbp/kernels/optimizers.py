@@ -164,7 +164,7 @@ def flush_subnormals_inplace(state):
 
 
 @jit
-def _update_segment(P, G, S1, S2, l2, code, lr, mu, nesterov, beta1, beta2, eps, step,
+def update_segment(P, G, S1, S2, l2, code, lr, mu, nesterov, beta1, beta2, eps, step,
                     scale):
     """:func:`update_inplace` on one segment (views), constants in the dtype.
 
@@ -255,7 +255,7 @@ def update_range_inplace(params, grads, state1, state2, offsets, sizes, code, hy
     clip_value = hyper[CLIP_VALUE]
     bound = like(clip_value, params)
     zero = like(0.0, params)
-    lr, mu, nesterov, beta1, beta2, eps, step, g_scale = _step_constants(hyper, code, t,
+    lr, mu, nesterov, beta1, beta2, eps, step, g_scale = step_constants(hyper, code, t,
                                                                          scale, params)
     n_state1 = state1.size > 0
     n_state2 = state2.size > 0
@@ -274,7 +274,7 @@ def update_range_inplace(params, grads, state1, state2, offsets, sizes, code, hy
             if clip_value > 0.0:
                 _clip_with_l2(G, P, coef, bound)
                 coef = zero
-            sq = _update_segment(P, G, segment(state1, start, n if n_state1 else 0),
+            sq = update_segment(P, G, segment(state1, start, n if n_state1 else 0),
                                  segment(state2, start, n if n_state2 else 0), coef, code,
                                  lr, mu, nesterov, beta1, beta2, eps, step, g_scale)
             if is_weight:
@@ -283,8 +283,8 @@ def update_range_inplace(params, grads, state1, state2, offsets, sizes, code, hy
 
 
 @jit
-def _step_constants(hyper, code, t, scale, params):
-    """The constants of step ``t`` in the dtype of ``params``, as :func:`_update_segment`
+def step_constants(hyper, code, t, scale, params):
+    """The constants of step ``t`` in the dtype of ``params``, as :func:`update_segment`
     takes them: ``lr, mu, nesterov, beta1, beta2, eps, step, scale``, where ``step``
     is Adam's bias-corrected rate ``lr * sqrt(1 - beta2**t) / (1 - beta1**t)`` (0
     for SGD, which spares its two powers)."""
@@ -344,7 +344,7 @@ def update_layer_outer_inplace(params, state1, state2, start, A, D, col_sums, in
     """
     rows, n_in = A.shape
     n_out = D.shape[1]
-    lr, mu, nesterov, beta1, beta2, eps, step, one = _step_constants(hyper, code, t, 1.0,
+    lr, mu, nesterov, beta1, beta2, eps, step, one = step_constants(hyper, code, t, 1.0,
                                                                      params)
     clip_value = hyper[CLIP_VALUE]
     bound = like(clip_value, params)
@@ -390,7 +390,7 @@ def update_layer_outer_inplace(params, state1, state2, start, A, D, col_sums, in
         if weight_rows < last - first and weight_rows > 0:
             # the chunk ends with the bias row, which has no L2 term: update apart
             split = weight_rows * n_out
-            weight_sq += _update_segment(
+            weight_sq += update_segment(
                 segment(P, 0, split), segment(G, 0, split),
                 segment(state1, offset, split if with_state1 else 0),
                 segment(state2, offset, split if with_state2 else 0), l2_coef, code, lr,
@@ -400,7 +400,7 @@ def update_layer_outer_inplace(params, state1, state2, start, A, D, col_sums, in
             G = segment(G, split, n_out)
             n = n_out
             weight_rows = 0
-        sq = _update_segment(P, G, segment(state1, offset, n if with_state1 else 0),
+        sq = update_segment(P, G, segment(state1, offset, n if with_state1 else 0),
                              segment(state2, offset, n if with_state2 else 0),
                              l2_coef if weight_rows > 0 else zero, code, lr, mu, nesterov,
                              beta1, beta2, eps, step, one)

@@ -36,7 +36,7 @@ from .optimizers import (CLIP_NORM, CLIP_VALUE, L2, LR, MOMENTUM, NESTEROV, OPTI
                          add_l2_inplace, flush_subnormals_inplace, gradient_norms,
                          update_inplace,
                          update_range_inplace, OUTER_CHUNK, update_layer_outer_inplace)
-from .lazy import (catch_up_lazy_rows, lazy_layer_step, lazy_pays, start_lazy_rows,
+from .lazy import (catch_up_lazy_rows, lazy_layer_step, takes_lazy_rows, start_lazy_rows,
                    step_powers)
 from .views import block, borrow, rows_of, segment
 
@@ -405,7 +405,7 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
     first_done = False    # the previous step computed this batch's first product
     # single-sample momentum steps leave the rows of W_0 whose input is 0 behind
     lazy = batch_size == 1 and opt_code == SGD_CODE and hyper[MOMENTUM] > 0.0 \
-        and clip_norm == 0.0 and clip_value == 0.0 and lazy_pays(sw, order)
+        and clip_norm == 0.0 and clip_value == 0.0 and takes_lazy_rows(sw, order)
     n_lazy = n0 if lazy else 0
     since = np.zeros(n_lazy, np.int64)
     row_sums = np.zeros((n_lazy, 3))
