@@ -2,7 +2,8 @@
 
 The cases are those of ``bench/compare.py`` (float32, ReLU, softmax
 cross-entropy, plain SGD, no shuffling) with smaller epochs, so that a quick
-run stays quick. Building the network, generating the data and compiling
+run stays quick, and the scikit-learn estimator on the digits with the
+settings of ``bench/sklearn_digits.py`` (``TimeSklearnDigits``). Building the network, generating the data and compiling
 happen in ``setup``; the timed functions run one training epoch (or one
 inference pass) on data validated once. Compile time is measured on purpose,
 in fresh interpreters (``TrackCompile``).
@@ -15,9 +16,10 @@ import sys
 import tempfile
 import time
 import tracemalloc
+import warnings
 from dataclasses import replace
 
-from . import compare
+from . import compare, sklearn_digits
 
 #: Benchmark cases by key: compare.py's cases with asv-sized epochs (about
 #: 10-100 ms each).
@@ -31,6 +33,9 @@ CASES = {
 
 #: Epochs after which the online case fits its noise-free data (TimeEpochFitted).
 FITTED_EPOCHS = 60
+
+#: Epochs of each fit of ``TimeSklearnDigits``.
+DIGITS_EPOCHS = 5
 
 #: Rows of the inference benchmarks.
 PREDICT_ROWS = 10_000
@@ -157,6 +162,43 @@ class TimePartialFit:
 
     def time_partial_fit(self, key):
         self.run.net.partial_fit(self.run.X, self.run.y)
+
+
+class TimeSklearnDigits:
+    """``fastbp.MLPClassifier.fit`` on the digits, ``DIGITS_EPOCHS`` epochs exactly,
+    with scikit-learn's defaults (Adam, batches of 200) and with ``solver="sgd",
+    batch_size=1``; and its speed-up over scikit-learn's ``MLPClassifier`` in
+    the same process, a ratio that the load of the machine affects less than a
+    time."""
+
+    params = [list(sklearn_digits.SETTINGS)]
+    param_names = ["setting"]
+    timeout = 300
+
+    def setup(self, key):
+        warnings.simplefilter("ignore")   # ConvergenceWarning: max_iter is reached
+        self.X, _, self.y, _ = sklearn_digits.digits_split()
+        self.settings = sklearn_digits.fixed_epochs(sklearn_digits.SETTINGS[key][1],
+                                                    DIGITS_EPOCHS)
+        self.fit_with("fastbp")   # compiles
+
+    def fit_with(self, library):
+        """One fit with ``library``'s estimator ("fastbp" or "sklearn")."""
+        if library == "fastbp":
+            from fastbp import MLPClassifier
+        else:
+            from sklearn.neural_network import MLPClassifier
+        return MLPClassifier(**self.settings, random_state=0).fit(self.X, self.y)
+
+    def time_fit(self, key):
+        self.fit_with("fastbp")
+
+    def track_speedup_over_sklearn(self, key):
+        fastbp_seconds = best_seconds(lambda: self.fit_with("fastbp"), repeat=3)
+        sklearn_seconds = best_seconds(lambda: self.fit_with("sklearn"), repeat=2)
+        return sklearn_seconds / fastbp_seconds
+
+    track_speedup_over_sklearn.unit = "x"
 
 
 class TimePredict:

@@ -28,6 +28,24 @@ import warnings
 #: Seconds of pause before each fit (see the module docstring).
 SETTLE = 0.5
 
+#: The settings compared: label and the constructor parameters both libraries get.
+SETTINGS = {"defaults": ("defaults", dict()),
+            "sgd": ("sgd, batch_size=1", dict(solver="sgd", batch_size=1))}
+
+
+def digits_split():
+    """``X_train, X_test, y_train, y_test``: the digits, a stratified 75/25 split."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+
+
+def fixed_epochs(params, epochs):
+    """``params`` made to run exactly ``epochs`` epochs (no earlier stop on the loss)."""
+    return dict(params, max_iter=epochs, n_iter_no_change=epochs)
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -43,23 +61,16 @@ def main(argv=None):
                         help="BLAS and Numba threads of both (default: every CPU)")
     args = parser.parse_args(argv)
 
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
     from sklearn.neural_network import MLPClassifier as SklearnMLP
     from threadpoolctl import threadpool_limits
 
     from fastbp import MLPClassifier as FastbpMLP
 
     warnings.simplefilter("ignore")   # both stop at max_iter on some settings
-    X, y = load_digits(return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y,
-                                                        random_state=0)
-    settings = {"defaults": ("defaults", dict()),
-                "sgd": ("sgd, batch_size=1", dict(solver="sgd", batch_size=1))}
-    chosen = [settings[key] for key in args.settings.split(",")]
+    X_train, X_test, y_train, y_test = digits_split()
+    chosen = [SETTINGS[key] for key in args.settings.split(",")]
     if args.epochs:
-        chosen = [(f"{label}, {args.epochs} epochs",
-                   dict(params, max_iter=args.epochs, n_iter_no_change=args.epochs))
+        chosen = [(f"{label}, {args.epochs} epochs", fixed_epochs(params, args.epochs))
                   for label, params in chosen]
     for _, params in chosen:   # compile fastbp's kernels outside the timings
         FastbpMLP(**dict(params, max_iter=1)).fit(X_train[:50], y_train[:50])

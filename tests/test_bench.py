@@ -127,6 +127,18 @@ def test_asv_epoch_and_predict_benchmarks_run(tiny_asv):
     assert predict.track_predict_rows_per_sec(tiny_asv) > 0
 
 
+def test_asv_sklearn_digits_benchmark_runs(monkeypatch):
+    monkeypatch.setattr(benchmarks, "DIGITS_EPOCHS", 1)
+    monkeypatch.setattr(benchmarks, "best_seconds", lambda fn, repeat: [fn(), 1.0][1])
+    bench = benchmarks.TimeSklearnDigits()
+    for key in ("defaults", "sgd"):
+        bench.setup(key)
+        assert bench.fit_with("fastbp").n_iter_ == 1
+        bench.time_fit(key)
+        assert bench.track_speedup_over_sklearn(key) == 1.0
+    assert bench.fit_with("sklearn").__module__.startswith("sklearn.")
+
+
 def test_asv_memory_benchmarks_run(tiny_asv):
     bench = benchmarks.PeakMemFit()
     bench.setup(tiny_asv, 2)
@@ -141,7 +153,7 @@ def test_first_epoch_in_a_fresh_interpreter():
 
 def test_asv_benchmark_names():
     for name in ("TimeEpoch", "TimePartialFit", "TimePredict", "PeakMemFit",
-                 "TrackCompile"):
+                 "TrackCompile", "TimeSklearnDigits"):
         assert hasattr(benchmarks, name)
     # compare.py is imported by asv's discovery too: it must define no benchmarks
     prefixes = ("time_", "timeraw_", "track_", "mem_", "peakmem_")
