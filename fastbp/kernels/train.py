@@ -29,7 +29,7 @@ from numba import prange
 
 from ..config import jit, parallel_jit
 from .activations import add_bias_inplace, bias_activation_inplace, derivative_inplace
-from .blas import matmul_inplace
+from .blas import TRANSPOSE_SCRATCH, matmul_bt_inplace, matmul_inplace
 from .dtypes import like
 from .losses import loss_delta_inplace, output_activation_inplace
 from .optimizers import (CLIP_NORM, CLIP_VALUE, L2, LR, MOMENTUM, NESTEROV, OPTIMIZERS,
@@ -51,8 +51,10 @@ OUTER_ROWS = 2
 
 
 def scratch_size(sizes):
-    """Length of the ``scratch`` buffer the kernels need for layer widths ``sizes``."""
-    return max(sizes) + max(max(sizes), OUTER_CHUNK)
+    """Length of the ``scratch`` buffer the kernels need for layer widths ``sizes``:
+    column sums, then room for a chunk of gradient rows or a transposed weight
+    matrix."""
+    return max(sizes) + max(max(sizes), OUTER_CHUNK, TRANSPOSE_SCRATCH)
 
 
 @jit
@@ -102,15 +104,25 @@ def forward_inplace(A0, params, offsets, sizes, acts, pre, a_off, hidden,
         A = Z
 
 
+@jit
+def _widest(sizes):
+    """``max(sizes)``."""
+    width = 0
+    for n in sizes:
+        width = max(width, n)
+    return width
+
+
 @jit(inline="always")   # measured: as a call it cost the online case 12% of its throughput
 def _backprop_layer(A0, params, offsets, sizes, acts, deltas, pre, a_off, hidden, layer,
-                    col_sums):
+                    col_sums, spare):
     """The part of the backward pass at ``layer`` that comes before its update.
 
     Writes the input delta ``D_{l-1} = (D_l @ W_l.T) * f'(Z_{l-1})`` (layers
-    above the first; it reads ``W_l``, so it runs before ``W_l`` changes) and
-    ``col_sums[:n_out] = sum_i D_l[i]``, and returns the views ``A_l`` (the
-    layer's input, shape (rows, n_l)) and ``D_l`` (shape (rows, n_{l+1})).
+    above the first; it reads ``W_l``, so it runs before ``W_l`` changes; ``spare``
+    is scratch space for ``blas.matmul_bt_inplace``) and ``col_sums[:n_out] =
+    sum_i D_l[i]``, and returns the views ``A_l`` (the layer's input, shape
+    (rows, n_l)) and ``D_l`` (shape (rows, n_{l+1})).
     """
     rows = A0.shape[0]
     n_in = sizes[layer]
@@ -119,8 +131,7 @@ def _backprop_layer(A0, params, offsets, sizes, acts, deltas, pre, a_off, hidden
     D = block(deltas, a_off[layer + 1], rows, n_out)
     if layer > 0:
         D_prev = block(deltas, a_off[layer], rows, n_in)
-        matmul_inplace(False, True, 1.0, D, block(params, offsets[layer], n_in, n_out), 0.0,
-                       D_prev)
+        matmul_bt_inplace(D, block(params, offsets[layer], n_in, n_out), D_prev, spare)
         P = block(pre, a_off[layer], rows, n_in) if pre.size > 0 else A
         derivative_inplace(D_prev, A, P, hidden)
     s = segment(col_sums, 0, n_out)
@@ -157,16 +168,18 @@ def backward_inplace(A0, params, grads, offsets, sizes, acts, deltas, pre, a_off
         Learning rate of the fused plain-SGD update, or 0 to write ``grads``.
     l2 : float
         ``alpha``, used by the fused update.
-    scratch : ndarray, shape (max(sizes),)
-        Scratch space for the column sums of ``D_l``.
+    scratch : ndarray, shape (scratch_size(sizes),)
+        Scratch space (column sums of ``D_l``, a transposed ``W_l``).
     """
     n_layers = sizes.size - 1
+    # column sums at the start, the transposed W_l at the end (scratch_size)
+    spare = segment(scratch, scratch.size - TRANSPOSE_SCRATCH, TRANSPOSE_SCRATCH)
     for layer in range(n_layers - 1, -1, -1):
         n_in = sizes[layer]
         n_out = sizes[layer + 1]
         start = offsets[layer]
         A, D = _backprop_layer(A0, params, offsets, sizes, acts, deltas, pre, a_off, hidden,
-                               layer, scratch)
+                               layer, scratch, spare)
         s = segment(scratch, 0, n_out)
         if lr > 0.0:
             step = lr * inv_sw
@@ -216,15 +229,13 @@ def backward_update_inplace(A0, params, state1, state2, offsets, sizes, acts, de
     float
         ``sum_l ||W_l||^2`` before the step.
     """
-    width = 0
-    for n in sizes:
-        width = max(width, n)
+    width = _widest(sizes)
     col_sums = segment(scratch, 0, width)
-    g_row = segment(scratch, width, scratch.size - width)
+    g_row = segment(scratch, width, scratch.size - width)   # also the spare of backprop
     weight_sq = 0.0
     for layer in range(sizes.size - 2, -1, -1):
         A, D = _backprop_layer(A0, params, offsets, sizes, acts, deltas, pre, a_off, hidden,
-                               layer, col_sums)
+                               layer, col_sums, g_row)
         # block 1 of acts (layer 0's output) is no longer read once layer 0 updates
         rows_next = A_next.shape[0] if layer == 0 else 0
         if layer == 0 and since.size > 0:
