@@ -18,6 +18,7 @@ Peers that are not installed are skipped with a note. Usage::
     python bench/compare.py                       # every case, every peer
     python bench/compare.py --cases online,wide --repeat 5 --threads 1
     python bench/compare.py --markdown bench/results.md
+    python bench/compare.py --sklearn-digits      # the estimators against scikit-learn's
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/compare.py
 
 Timings of different peers are interleaved (repeat 1 of every peer, then
@@ -976,6 +977,9 @@ def parse_args(argv=None):
     parser.add_argument("--no-roofline", action="store_true", help="skip the BLAS roofline")
     parser.add_argument("--markdown", metavar="PATH",
                         help="also write the tables as markdown")
+    parser.add_argument("--sklearn-digits", action="store_true",
+                        help="instead, fastbp.MLPClassifier against scikit-learn's on the "
+                             "digits (bench/sklearn_digits.py with --repeat and --threads)")
     return parser.parse_args(argv)
 
 
@@ -1016,6 +1020,12 @@ def fastbp_source():
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.sklearn_digits:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import sklearn_digits
+        sklearn_digits.main(["--repeat", str(args.repeat)]
+                            + (["--threads", str(args.threads)] if args.threads else []))
+        return
     keys = [k.strip() for k in args.cases.split(",") if k.strip()]
     unknown = [k for k in keys if k not in CASES]
     if unknown:

@@ -175,3 +175,13 @@ def test_ab_worker_runs_the_given_fastbp():
         worker.close()
     assert Path(hello["path"]) == REPO / "fastbp"
     assert worker.proc.returncode == 0
+
+
+def test_compare_runs_the_sklearn_digits_bench(monkeypatch):
+    calls = []
+    fake = type(sys)("sklearn_digits")
+    fake.main = calls.append
+    monkeypatch.setitem(sys.modules, "sklearn_digits", fake)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    compare.main(["--sklearn-digits", "--repeat", "2", "--threads", "1"])
+    assert calls == [["--repeat", "2", "--threads", "1"]]
