@@ -141,6 +141,18 @@ def test_same_training_as_scikit_learn(task, activation, solver):
         assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("solver", ["momentum", "nesterov"])
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_batch_one_momentum_same_training_as_scikit_learn(task, solver):
+    """Single-sample momentum steps leave the first-layer rows of zero inputs
+    behind (``kernels/lazy.py``) and yet train as scikit-learn's step by step."""
+    name, X, y, _, extra = problem(task, n=60)
+    X = np.where(X > 0.3, X, 0.0)     # two thirds of the inputs are 0
+    params = dict(hidden_layer_sizes=(8,), batch_size=1, learning_rate_init=0.01,
+                  max_iter=4, random_state=0, alpha=0.01, **SOLVERS[solver], **extra)
+    assert_same_training(*fit_both(name, params, X, y))
+
+
 @pytest.mark.parametrize("solver", ["nesterov", "adam"])
 @pytest.mark.parametrize("task", ["multiclass", "multi-output, weighted"])
 def test_split_batches_same_training_as_scikit_learn(task, solver, split_batches):
@@ -347,6 +359,64 @@ def test_pickle_loads_in_a_fresh_process_and_keeps_training(tmp_path):
     assert_array_equal(np.load(tmp_path / "proba.npy"), est.predict_proba(X))
     est.partial_fit(X, y)
     assert_allclose(np.load(tmp_path / "coef.npy"), est.coefs_[0], rtol=1e-12)
+
+
+#: A script written against scikit-learn; ``{estimators}`` is the line that imports
+#: ``MLPClassifier`` and ``MLPRegressor``.
+SKLEARN_SCRIPT = """
+import pickle
+import warnings
+
+import numpy as np
+from sklearn.datasets import load_diabetes, load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+{estimators}
+
+warnings.simplefilter("ignore", ConvergenceWarning)
+X, y = load_digits(return_X_y=True)
+X_train, X_test, y_train, y_test = train_test_split(X, y, stratify=y, random_state=0)
+pipe = make_pipeline(StandardScaler(),
+                     MLPClassifier(hidden_layer_sizes=(32,), max_iter=30, random_state=0))
+pipe.fit(X_train, y_train)
+mlp = pipe[-1]
+print("accuracy %.4f, loss %.6f, epochs %d" % (pipe.score(X_test, y_test), mlp.loss_,
+                                               mlp.n_iter_))
+print("proba", np.round(pipe.predict_proba(X_test[:2]), 4).tolist())
+print("layers", mlp.n_layers_, mlp.out_activation_, [c.shape for c in mlp.coefs_])
+online = MLPClassifier(solver="sgd", batch_size=1, max_iter=2, random_state=0)
+online.fit(X_train[:200] / 16, y_train[:200])
+print("sgd, batch 1: loss curve", np.round(online.loss_curve_, 4).tolist())
+search = GridSearchCV(MLPClassifier(solver="lbfgs", max_iter=40, random_state=0),
+                      {{"alpha": [1e-3, 3.0]}}, cv=3).fit(X_train[:300] / 16, y_train[:300])
+print("grid search", search.best_params_, "%.4f" % search.best_score_)
+copy = pickle.loads(pickle.dumps(mlp))
+scaled = pipe[0].transform(X_train)
+copy.partial_fit(scaled, y_train)
+print("partial_fit loss %.6f, t_ %d" % (copy.loss_, copy.t_))
+X, y = load_diabetes(return_X_y=True)
+reg = MLPRegressor(hidden_layer_sizes=(20,), early_stopping=True, max_iter=300,
+                   learning_rate_init=0.01, random_state=0).fit(X, y / 100)
+print("R2 %.4f, best validation %.4f, epochs %d" % (
+    reg.score(X, y / 100), reg.best_validation_score_, reg.n_iter_))
+"""
+
+
+def test_a_scikit_learn_script_runs_unchanged_after_swapping_the_import():
+    outputs = []
+    for module in ("sklearn.neural_network", "fastbp"):
+        script = SKLEARN_SCRIPT.format(
+            estimators=f"from {module} import MLPClassifier, MLPRegressor")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+        run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        outputs.append(run.stdout)
+    assert outputs[1] == outputs[0]
+    assert outputs[0].count("\n") == 7
 
 
 def test_grid_search_over_a_pipeline():
