@@ -95,15 +95,16 @@ def test_loss_is_stable_for_huge_logits(rng):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_softmax_flushes_subnormals(dtype):
+@pytest.mark.parametrize("rows", [1, 5])     # row by row, or the whole block at once
+def test_softmax_flushes_subnormals(dtype, rows):
     """exp of a logit gap beyond the smallest normal float is exactly 0, never subnormal."""
     tiny = np.finfo(dtype).tiny
     gap = -np.log(tiny) + 5.0
     layers = [(np.array([[1.0, 0.0, 0.5]]), np.array([0.0, -gap, -gap + 10.0]))]
     net = net_from_layers(layers, "relu", "softmax_cross_entropy", dtype)
-    proba = net.predict_proba(np.zeros((1, 1)))
-    assert proba[0, 1] == 0.0 and proba[0, 2] >= tiny
-    _, grads = net.loss_and_grad(np.zeros((1, 1)), np.array([0]))
+    proba = net.predict_proba(np.zeros((rows, 1)))
+    assert np.all(proba[:, 1] == 0.0) and np.all(proba[:, 2] >= tiny)
+    _, grads = net.loss_and_grad(np.zeros((rows, 1)), np.zeros(rows, dtype=int))
     db = grads[0][1]
     assert db[1] == 0.0
     assert np.all((np.abs(db) >= tiny) | (db == 0))

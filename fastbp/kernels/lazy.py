@@ -116,26 +116,31 @@ def _rows(params, state1, start, n_out, i):
 
 
 @jit
-def _bring_up_to_date(W, V, sums, i, m):
-    """``(w, v) <- M^k (w, v)`` on one row (``m``: row ``k`` of the table); refreshes
-    its sums."""
-    m11, m12, m21, m22 = m[M11], m[M12], m[M21], m[M22]
+def _store_row_sums(W, V, sums, i):
+    """``sums[i] = Sww, Swv, Svv`` of the row ``W`` and its velocity ``V``."""
     sww = like(0.0, W)
     swv = like(0.0, W)
     svv = like(0.0, W)
     for j in range(W.size):
-        w = W[j]
-        v = V[j]
-        w_new = m11 * w + m12 * v
-        v_new = m21 * w + m22 * v
-        W[j] = w_new
-        V[j] = v_new
-        sww += w_new * w_new
-        swv += w_new * v_new
-        svv += v_new * v_new
+        sww += W[j] * W[j]
+        swv += W[j] * V[j]
+        svv += V[j] * V[j]
     sums[i, SWW] = sww
     sums[i, SWV] = swv
     sums[i, SVV] = svv
+
+
+@jit
+def _bring_up_to_date(W, V, sums, i, m):
+    """``(w, v) <- M^k (w, v)`` on row ``i`` (``m``: row ``k`` of the table of
+    powers); refreshes its sums."""
+    m11, m12, m21, m22 = m[M11], m[M12], m[M21], m[M22]
+    for j in range(W.size):
+        w = W[j]
+        v = V[j]
+        W[j] = m11 * w + m12 * v
+        V[j] = m21 * w + m22 * v
+    _store_row_sums(W, V, sums, i)
 
 
 @jit
@@ -144,16 +149,7 @@ def start_lazy_rows(params, state1, start, n_in, n_out, since, sums, k):
     for i in range(n_in):
         W, V = _rows(params, state1, start, n_out, i)
         since[i] = k
-        sww = like(0.0, W)
-        swv = like(0.0, W)
-        svv = like(0.0, W)
-        for j in range(n_out):
-            sww += W[j] * W[j]
-            swv += W[j] * V[j]
-            svv += V[j] * V[j]
-        sums[i, SWW] = sww
-        sums[i, SWV] = swv
-        sums[i, SVV] = svv
+        _store_row_sums(W, V, sums, i)
 
 
 @jit
