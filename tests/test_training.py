@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastbp
-from fastbp.kernels.lazy import MAX_LAG, takes_lazy_rows
+from fastbp.kernels.lazy import MAX_LAG, step_powers, takes_lazy_rows
 from fastbp.kernels.optimizers import flush_subnormals_inplace
 
 from . import reference
@@ -167,6 +167,26 @@ def test_lazy_rows_shuffled_float32_follow_float64(rng):
                                rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(nets["float32"].history_["loss"],
                                nets["float64"].history_["loss"], rtol=1e-4)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_step_powers_are_the_powers_of_one_step(nesterov):
+    """Row k of the table is M^k, M the map of one momentum step of a weight with no
+    data gradient: (w, v) -> (w', v') as the optimizer computes it."""
+    lr, mu, l2 = 0.05, 0.8, 0.3
+    powers = step_powers(lr, mu, nesterov, l2, np.zeros(1))
+    assert powers.shape == (MAX_LAG + 2, 4)
+    opt = reference.Optimizer("sgd", lr, momentum=mu, nesterov=nesterov)
+    w, v = np.array([0.7, -0.2]), np.array([0.1, 0.4])
+    params = [w.copy()]
+    opt.step(params, [l2 * params[0]])       # builds opt.m, a zero velocity
+    opt.m[0][...] = v
+    params[0][...] = w
+    for k in range(1, 40):
+        opt.step(params, [l2 * params[0]])
+        m11, m12, m21, m22 = powers[k]
+        np.testing.assert_allclose(params[0], m11 * w + m12 * v, rtol=1e-12)
+        np.testing.assert_allclose(opt.m[0], m21 * w + m22 * v, rtol=1e-12)
 
 
 def test_lazy_rows_need_one_weight_for_all():

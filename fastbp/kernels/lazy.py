@@ -81,14 +81,14 @@ def takes_lazy_rows(sw, order):
 
 
 @jit
-def step_powers(lr, mu, nesterov, l2, like_params):
-    """The table ``M^k``, ``k = 0 .. MAX_LAG + 1``, of the step matrix ``M``.
+def step_powers(lr, mu, nesterov, l2, like_params, count=MAX_LAG + 2):
+    """The table ``M^k``, ``k = 0 .. count - 1``, of the step matrix ``M``.
 
     Returns
     -------
-    ndarray, shape (MAX_LAG + 2, 4), dtype of ``like_params``
+    ndarray, shape (count, 4), dtype of ``like_params``
         Row ``k`` holds ``M^k`` as ``m11, m12, m21, m22`` (see the module
-        docstring), computed in float64.
+        docstring), computed in float64. The lazy rows need ``MAX_LAG + 2``.
     """
     c = lr * l2
     if nesterov:
@@ -96,9 +96,9 @@ def step_powers(lr, mu, nesterov, l2, like_params):
     else:
         a11, a12 = 1.0 - c, mu
     a21, a22 = -c, mu
-    powers = np.empty((MAX_LAG + 2, 4), like_params.dtype)
+    powers = np.empty((count, 4), like_params.dtype)
     p11, p12, p21, p22 = 1.0, 0.0, 0.0, 1.0
-    for k in range(MAX_LAG + 2):
+    for k in range(count):
         powers[k, M11] = p11
         powers[k, M12] = p12
         powers[k, M21] = p21

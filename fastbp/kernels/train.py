@@ -36,8 +36,8 @@ from .optimizers import (CLIP_NORM, CLIP_VALUE, L2, LR, MOMENTUM, NESTEROV, OPTI
                          add_l2_inplace, flush_subnormals_inplace, gradient_norms,
                          update_inplace,
                          update_range_inplace, OUTER_CHUNK, update_layer_outer_inplace)
-from .lazy import (catch_up_lazy_rows, lazy_layer_step, takes_lazy_rows, start_lazy_rows,
-                   step_powers)
+from .lazy import (MAX_LAG, catch_up_lazy_rows, lazy_layer_step, start_lazy_rows,
+                   step_powers, takes_lazy_rows)
 from .views import block, borrow, rows_of, segment
 
 SGD_CODE = OPTIMIZERS["sgd"].code
@@ -421,7 +421,8 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
     since = np.zeros(n_lazy, np.int64)
     row_sums = np.zeros((n_lazy, 3))
     powers = step_powers(lr, hyper[MOMENTUM], hyper[NESTEROV] != 0.0,
-                         alpha / sw[order[0]] if lazy else 0.0, params)
+                         alpha / sw[order[0]] if lazy else 0.0, params,
+                         MAX_LAG + 2 if lazy else 0)
     lazy_started = False
     for k in range(n_batches):
         lo = k * batch_size
