@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastbp
+from fastbp.kernels.blas import SMALL_KERNEL_WORK
 from fastbp.kernels.lazy import MAX_LAG, step_powers, takes_lazy_rows
 from fastbp.kernels.optimizers import flush_subnormals_inplace
 
@@ -203,6 +204,21 @@ def test_blas_sized_layers_fused_update(rng):
     net, layers, losses = run_both([48, 64, 40, 4], "relu", "softmax_cross_entropy",
                                    OPTIMIZER_SETTINGS["sgd"], batch_size=16, n=70,
                                    rng=rng, epochs=2, lr=0.05, alpha=0.2)
+    assert_same_layers(net, layers, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(net.history_["loss"], losses, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_products_run_in_halves_match_reference(name, rng):
+    """Products of 1 to 2 million multiply-adds run as two BLAS calls (blas.py,
+    SMALL_KERNEL_WORK): at batch 200 through 64-120-50 every product of the step
+    does (forward rows, input-delta rows, weight gradients summed over two halves
+    of the batch; with plain SGD the second half adds to the first's update)."""
+    sizes, batch = [64, 120, 50], 200
+    assert SMALL_KERNEL_WORK < batch * 50 * 120 <= 2 * SMALL_KERNEL_WORK
+    net, layers, losses = run_both(sizes, "relu", "softmax_cross_entropy",
+                                   OPTIMIZER_SETTINGS[name], batch_size=batch, n=3 * batch,
+                                   rng=rng, epochs=2, lr=0.01, alpha=0.1, n_threads=1)
     assert_same_layers(net, layers, rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(net.history_["loss"], losses, rtol=1e-10)
 
