@@ -24,7 +24,6 @@ and ``D_{l-1} = (D_l @ W_l.T) * f'(Z_{l-1})``.
 import math
 
 import numpy as np
-
 from numba import prange
 
 from ..config import jit, parallel_jit
@@ -365,6 +364,9 @@ def train_epoch_inplace(X, Y, sw, order, batch_size, params, grads, state1, stat
     Batches are ``order[k*batch_size:(k+1)*batch_size]``; the last may be
     shorter and is averaged over its own weight. Each step: forward, loss,
     backward, update. The gradient norms are measured on the first batch.
+    Single-sample SGD steps with momentum (no clipping, one sample weight for
+    all) leave the rows of ``W_0`` whose input is 0 behind (``lazy.py``); the
+    epoch brings them up to date before it returns.
 
     Parameters
     ----------
