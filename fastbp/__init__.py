@@ -1,13 +1,13 @@
 """fastbp: fast backpropagation for multilayer perceptrons on CPUs."""
 
+__version__ = "0.1.0"   # before the imports: fastbp.io and fastbp.cli read it
+
 from .io import ModelFileError, load, save
 from .kernels.activations import ACTIVATIONS
 from .kernels.initializers import INITIALIZERS
 from .kernels.losses import LOSSES
 from .kernels.optimizers import OPTIMIZERS
 from .model import MLP, GradientWarning, InterruptedTrainingWarning
-
-__version__ = "0.1.0"
 
 __all__ = ["MLP", "MLPClassifier", "MLPRegressor", "save", "load", "ModelFileError",
            "GradientWarning", "InterruptedTrainingWarning", "ACTIVATIONS", "INITIALIZERS",

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import io
+from . import __version__, io
 from . import validation as v
 from .data import DIGITS, is_classification, load_dataset
 from .kernels import activations, initializers, losses, optimizers
@@ -61,7 +61,6 @@ def _layer_sizes(text):
 
 def build_parser():
     """The ``fastbp`` argument parser with its four commands."""
-    from . import __version__
     parser = _Parser(prog=PROG, description="Train multilayer perceptrons fast on CPUs.")
     parser.add_argument("--version", action="version", version=f"fastbp {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -240,17 +239,19 @@ def _train(args):
 def _compile_kernels(net, X, y, config):
     """Compile (or load from Numba's cache) every kernel training will run; seconds taken.
 
-    A throwaway copy of ``net`` trains one epoch on two samples, scored on them
-    as validation data, so that the timings of the real run are of training
-    alone: on a first run the compilation takes seconds, afterwards it is read
-    from the cache in milliseconds.
+    A throwaway copy of ``net`` trains one epoch on one batch, scored on it as
+    validation data (a batch of the real size, so that it is split among the
+    threads as the real batches are), so that the timings of the real run are
+    of training alone: on a first run the compilation takes seconds, afterwards
+    it is read from the cache in milliseconds.
     """
     start = time.perf_counter()
     scratch = MLP(net.layer_sizes, activation=net.activation, loss=net.loss,
                   init=net.init, dtype=net.dtype, random_state=0, n_threads=net.n_threads)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        scratch.fit(X[:2], y[:2], epochs=1, validation_data=(X[:2], y[:2]),
+        batch = slice(0, max(config.batch_size, 2))
+        scratch.fit(X[batch], y[batch], epochs=1, validation_data=(X[batch], y[batch]),
                     **dataclasses.asdict(config))
     return time.perf_counter() - start
 
@@ -386,7 +387,7 @@ def _info(args):
 
 
 def _plot(args):
-    require_matplotlib()
+    require_matplotlib()   # before reading the model: the missing package comes first
     model, info = io.load(args.model, return_info=True)
     net = _network(model)
     plot_history(net.history_, args.path, title=_title(net, info))

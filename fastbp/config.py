@@ -1,7 +1,8 @@
 """Compile options for every Numba kernel of fastbp, in one place.
 
-Every kernel is compiled with :data:`JIT_OPTIONS`; nothing else in the package
-passes options to ``numba.njit``.
+Every kernel is compiled through :func:`jit` or :func:`parallel_jit`, with
+:data:`JIT_OPTIONS`; the few that override one (``inline="always"`` for a call
+per batch, ``exp``'s narrower fast-math flags) say why where they do.
 
 * ``cache=True``: compiled machine code is stored next to the sources, so a
   second process skips compilation.
@@ -23,7 +24,7 @@ import numba
 #: LLVM fast-math flags: everything but ``nnan`` and ``ninf``.
 FASTMATH_FLAGS = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
-#: Options shared by every serial kernel.
+#: Options of every kernel, serial and parallel (overridable per kernel).
 JIT_OPTIONS = dict(
     cache=True,
     nogil=True,

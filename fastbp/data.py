@@ -2,7 +2,8 @@
 
 Every reader returns a :class:`Dataset` of finite float features and raw targets
 (labels keep their type: strings, arbitrary integers), or raises ``ValueError``
-with a one-line message naming the file and what is wrong in it.
+with a one-line message naming the file and what is wrong in it (``OSError``
+when the file cannot be opened or read).
 """
 
 import csv
@@ -123,10 +124,10 @@ def _check_targets(path, y, n_samples):
     if y.ndim not in (1, 2) or y.shape[0] != n_samples:
         raise ValueError(f"{path}: y must have one row per sample of X ({n_samples}); "
                          f"got shape {y.shape}.")
-    if y.dtype.kind in "fc":
+    if y.dtype.kind == "f":
         v.check_finite(f"{path}: y", y)
     elif y.dtype.kind not in "biuUS":
-        raise ValueError(f"{path}: y must hold numbers or strings; got dtype {y.dtype}.")
+        raise ValueError(f"{path}: y must hold real numbers or strings; got dtype {y.dtype}.")
     return y
 
 
@@ -197,6 +198,9 @@ def _float_column(path, name, values, lines):
         column = np.array(values, dtype=np.float64)
     except ValueError:
         column = None
+    if column is not None and np.isfinite(column).all():
+        return column
+    # find the first bad value, to name its line
     for i, (value, line) in enumerate(zip(values, lines)):
         if column is None:
             try:

@@ -27,8 +27,10 @@ a file never runs code from it. The archive holds:
 ``network/params``
     The network's flat parameter buffer ``params_``, in the model's dtype.
 
-``estimator/<name>``, ``network/<name>``
-    Arrays and NumPy scalars referenced from the JSON (see below).
+``estimator/<name>``, ``estimator/param/<name>``, ``network/param/<name>``
+    Arrays and NumPy scalars referenced from the JSON (see below): fitted
+    attributes, and constructor parameters of the estimator and of the
+    network; ``/<i>`` is appended for the items of a list or tuple.
 
 Values in ``params`` and ``attributes`` are JSON values (``null``, booleans,
 numbers, strings, lists), or one-key objects: ``{"tuple": [...]}`` for a
@@ -57,6 +59,7 @@ import zlib
 
 import numpy as np
 
+from . import __version__
 from .model import MLP
 
 #: Identifies fastbp model files (the ``format`` field of the metadata).
@@ -176,14 +179,9 @@ def _encode_model(model):
             "estimator": {"params": params, "attributes": attributes}}, arrays
 
 
-def _fastbp_version():
-    from . import __version__
-    return __version__
-
-
 def _header(kind):
     return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
-            "fastbp_version": _fastbp_version(), "kind": kind}
+            "fastbp_version": __version__, "kind": kind}
 
 
 def _constructor_names():
@@ -340,7 +338,7 @@ def _parse_meta(path, entry):
     if version > FORMAT_VERSION:
         raise ModelFileError(
             f"{path} was written by a newer fastbp ({meta.get('fastbp_version', '?')}, "
-            f"model format version {version}); this fastbp {_fastbp_version()} reads "
+            f"model format version {version}); this fastbp {__version__} reads "
             f"format versions up to {FORMAT_VERSION}. Upgrade fastbp to load it.")
     return meta
 
@@ -369,7 +367,7 @@ def _decode_network(network, arrays):
     unknown = sorted(set(params) - set(_constructor_names()))
     if unknown:
         raise _Unsupported(f"the network uses parameter(s) {unknown} that fastbp "
-                           f"{_fastbp_version()} does not know; upgrade fastbp to load it")
+                           f"{__version__} does not know; upgrade fastbp to load it")
     net = MLP(**params)
     weights = arrays[_PARAMS_KEY]
     if weights.dtype != net.params_.dtype or weights.shape != net.params_.shape:

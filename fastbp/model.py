@@ -16,6 +16,7 @@ from .kernels.train import (loss_grad_inplace, predict_inplace,
                             predict_parallel_inplace, scratch_size,
                             train_epoch_inplace, train_epoch_parallel_inplace)
 from .layout import block_offsets, layer_views, parameter_offsets
+from .progress import epoch_summary
 from .threads import (BLAS_THREADING_MIN_WORK, can_launch_parallel, can_split_batches,
                       product_work, resolve_n_threads, thread_limits)
 
@@ -588,8 +589,9 @@ class MLP:
         val_loss = val_score = None
         if val is not None:
             X_val, y_val, Y_val = val
-            val_loss = self._loss(X_val, Y_val)
-            val_score = self._score_checked(X_val, y_val)
+            Z = self._forward(X_val, output=False)   # one forward pass for both
+            val_loss = self._mean_loss(Z, Y_val)
+            val_score = self._score_of(self._predictions(Z), y_val)
         h["loss"].append(float(loss))
         h["val_loss"].append(val_loss)
         h["val_score"].append(val_score)
@@ -597,9 +599,7 @@ class MLP:
         h["samples_per_sec"].append(n / elapsed if elapsed > 0 else float("inf"))
         h["grad_norm"].append([float(x) for x in self._state.norms])
         if verbose:
-            extra = "" if val is None else f"  val_loss {val_loss:.4f}  val_score {val_score:.4f}"
-            print(f"epoch {len(h['loss']):4d}  loss {loss:.4f}{extra}  "
-                  f"{h['samples_per_sec'][-1]:,.0f} samples/s")
+            print(f"epoch {len(h['loss']):4d}  {epoch_summary(h, 'score')}")
 
     def _warn_gradients(self):
         if not self.history_["grad_norm"]:
@@ -673,18 +673,22 @@ class MLP:
             outputs, shape (n_samples, n_outputs), for regression. A single
             output column is returned as shape (n_samples,).
         """
-        classify = self.loss in ("softmax_cross_entropy", "binary_cross_entropy")
+        return self._predictions(self._forward(self._check_X(X), output=False))
+
+    def _predictions(self, Z):
+        """:meth:`predict`'s result from the logits ``Z``, shape (n_samples, n_outputs)."""
         # softmax and the logistic are increasing: labels come from the logits
-        out = self._forward(self._check_X(X), output=not classify)
         if self.loss == "softmax_cross_entropy":
-            return out.argmax(axis=1)
+            return Z.argmax(axis=1)
         if self.loss == "binary_cross_entropy":
-            out = (out > 0).astype(np.int64)     # logistic(z) > 0.5 <=> z > 0
+            out = (Z > 0).astype(np.int64)     # logistic(z) > 0.5 <=> z > 0
+        else:
+            out = np.exp(Z) if self.loss == "poisson" else Z
         return out[:, 0] if out.shape[1] == 1 else out
 
-    def _score_checked(self, X, y):
+    def _score_of(self, prediction, y):
+        """Accuracy or R^2 of ``prediction`` (from :meth:`predict`) against ``y``."""
         from sklearn.metrics import accuracy_score, r2_score
-        prediction = self.predict(X)
         y = np.asarray(y)
         if self.loss in ("softmax_cross_entropy", "binary_cross_entropy"):
             return float(accuracy_score(y.reshape(prediction.shape), prediction))
@@ -694,7 +698,7 @@ class MLP:
         """Accuracy (subset accuracy for multilabel) or, for regression, R^2."""
         X = self._check_X(X)
         self._check_targets(y, X.shape[0])
-        return self._score_checked(X, y)
+        return self._score_of(self._predictions(self._forward(X, output=False)), y)
 
     # --- loss and gradient --------------------------------------------------------
 
@@ -714,9 +718,13 @@ class MLP:
                 activations.ACTIVATIONS[self.activation].code,
                 losses.LOSSES[self.loss].code, alpha, norms)
 
-    def _loss(self, X, Y):
-        return float(self._loss_grad(X, Y, np.ones(X.shape[0], dtype=self.dtype), 0.0,
-                                     np.empty_like(self.params_)))
+    def _mean_loss(self, Z, Y):
+        """Mean loss (no L2 term) of the logits ``Z`` against the targets ``Y``."""
+        n = Z.shape[0]
+        total = losses.loss_delta_inplace(Z, Y, np.ones(n, dtype=self.dtype),
+                                          np.arange(n, dtype=np.int64), np.empty_like(Z),
+                                          losses.LOSSES[self.loss].code)
+        return float(total / n)
 
     def loss_and_grad(self, X, y, sample_weight=None, alpha=None):
         """Mean loss and its gradient on ``(X, y)`` as one batch; the model is unchanged.

@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .kernels.activations import ACTIVATIONS
 from .model import MLP, TrainConfig, _Data, _TrainState
-from .threads import product_work, thread_limits
+from .validation import writeable_native
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -59,17 +59,6 @@ def _lbfgs_print_options(verbose):
     if (major, minor) >= (1, 15):
         return {}
     return {"iprint": 1 if verbose is True or verbose >= 1 else -1}
-
-
-def _writeable(array):
-    """``array``, copied if it is a read-only NumPy array.
-
-    Numba compiles every kernel a second time for read-only arrays (memory
-    maps, say), which costs far more than the copy.
-    """
-    if isinstance(array, np.ndarray) and not array.flags.writeable:
-        return array.copy()
-    return array
 
 
 def _split_data(data, train, val):
@@ -230,16 +219,11 @@ class _BaseMLP(BaseEstimator):
             self._initialize(X.shape[1], hidden, Y, X.dtype)
         net = self._network
         net.n_threads = self.n_threads
-        data = net._prepare(*(_writeable(a) for a in (X, Y, sample_weight)))
-        batch = min(200, data.n) if self.batch_size == "auto" else self.batch_size
-        rows = data.n if self.solver == "lbfgs" else min(max(batch, 1), data.n)
-        limits = thread_limits(self.n_threads, product_work(net.layer_sizes, rows)) \
-            if self.solver == "lbfgs" else net._training_threads(rows)
-        with limits:
-            if self.solver == "lbfgs":
-                self._fit_lbfgs(data)
-            else:
-                self._fit_stochastic(data, y, sample_weight is not None, incremental)
+        data = net._prepare(X, Y, sample_weight)
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(data)   # each evaluation sets its thread limits
+        else:
+            self._fit_stochastic(data, y, sample_weight is not None, incremental)
         if not np.isfinite(net.params_).all():
             raise ValueError(_NON_FINITE)
         return self
@@ -351,8 +335,8 @@ class _BaseMLP(BaseEstimator):
     def _train_config(self):
         """A fresh optimizer's configuration.
 
-        The batch size is set by each call (it depends on the data); shuffling is
-        done here, with scikit-learn's draws.
+        The batch size is set by each call (it depends on the data). fastbp's own
+        shuffling is off: ``_run_epochs`` shuffles with scikit-learn's draws.
         """
         config = TrainConfig(
             batch_size=1, optimizer=self.solver, lr=self.learning_rate_init,
@@ -398,7 +382,8 @@ class _BaseMLP(BaseEstimator):
         state = self._network._state
         state.config = replace(state.config, batch_size=self._batch_size(train.n))
         try:
-            self._run_epochs(train, val, incremental)
+            with self._network._training_threads(state.config.batch_size):
+                self._run_epochs(train, val, incremental)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         if self.early_stopping:
@@ -416,12 +401,12 @@ class _BaseMLP(BaseEstimator):
 
     def _run_epochs(self, train, val, incremental):
         """Up to ``max_iter`` epochs (one for ``partial_fit``) over ``train``."""
-        sample_idx = np.arange(train.n, dtype=np.int64)
         self.n_iter_ = 0
         for _ in range(self.max_iter):
             if self.shuffle:
-                sample_idx = self._shuffled(sample_idx)
-            train.order = sample_idx
+                # sklearn.utils.shuffle(sample_idx, random_state=...) draws the same
+                # permutation from _random_state; applied here in place
+                self._random_state.shuffle(train.order)
             self._record_epoch(self._run_epoch(train), train.n)
             if self._stops_after_epoch(val) or incremental:
                 break
@@ -449,15 +434,6 @@ class _BaseMLP(BaseEstimator):
                 return True
             self._no_improvement_count = 0
         return False
-
-    def _shuffled(self, sample_idx):
-        """``sklearn.utils.shuffle(sample_idx, random_state)``, with less overhead.
-
-        The same draws from ``_random_state``, so the same epochs as scikit-learn.
-        """
-        permutation = np.arange(sample_idx.shape[0])
-        self._random_state.shuffle(permutation)
-        return sample_idx[permutation]
 
     def _run_epoch(self, data):
         """One epoch over ``data`` in its ``order``; returns scikit-learn's epoch loss.
@@ -533,7 +509,7 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
                           dtype=self._network.dtype, order="C")
-        return _writeable(self._dense(X))
+        return writeable_native(self._dense(X))
 
     def predict(self, X):
         """Predict using the multilayer perceptron.
@@ -777,7 +753,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), default=None
         classes : array of shape (n_classes,), default=None
-            Every class; required on the first call, ignored afterwards.
+            Every class; required on the first call, checked against ``classes_``
+            afterwards.
 
         Returns
         -------

@@ -13,10 +13,10 @@ from .config import cpu_count, parallel_jit
 
 
 def resolve_n_threads(n_threads):
-    """``None`` or ``-1`` mean every CPU this process may use; else 1..#CPUs."""
-    available = cpu_count()
+    """``None`` or ``-1`` mean every CPU this process may use, else ``n_threads``;
+    at least 1 and at most Numba's ``NUMBA_NUM_THREADS``."""
     if n_threads is None or n_threads == -1:
-        return min(available, numba.config.NUMBA_NUM_THREADS)
+        return min(cpu_count(), numba.config.NUMBA_NUM_THREADS)
     return max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS))
 
 

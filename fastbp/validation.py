@@ -132,10 +132,14 @@ def check_sample_weight(sample_weight, n_samples, dtype):
     if sw.ndim != 1 or sw.shape[0] != n_samples:
         raise ValueError(f"sample_weight must have shape ({n_samples},), one weight per "
                          f"sample; got shape {sw.shape}.")
+    # checked in the model's dtype: weights too large for float32 become inf there,
+    # and weights too small for it 0
+    with np.errstate(over="ignore", under="ignore"):
+        sw = writeable_native(np.ascontiguousarray(sw, dtype=dtype))
     check_finite("sample_weight", sw)
     if (sw < 0).any():
         raise ValueError("sample_weight must be non-negative.")
     if not sw.any():
         raise ValueError("sample_weight sums to zero; at least one sample needs a "
                          "positive weight.")
-    return writeable_native(np.ascontiguousarray(sw, dtype=dtype))
+    return sw

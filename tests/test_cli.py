@@ -320,6 +320,7 @@ def files(tmp_path_factory):
     (d / "binary.csv").write_bytes(b"\xff\xfe\x00\x01a,b\n")
     np.savez(d / "nan.npz", X=np.array([[1.0, np.nan], [0.0, 1.0]]), y=np.array([0, 1]))
     np.savez(d / "no_y.npz", X=np.zeros((2, 2)))
+    np.savez(d / "complex.npz", X=np.zeros((2, 2)), y=np.array([1 + 2j, 0j]))
     return d
 
 
@@ -339,6 +340,7 @@ def files(tmp_path_factory):
     (["train", "{d}/binary.csv", "--target", "label"], "not a UTF-8 text CSV"),
     (["train", "{d}/nan.npz"], "X contains NaN"),
     (["train", "{d}/no_y.npz"], "must hold arrays named X and y"),
+    (["train", "{d}/complex.npz"], "y must hold real numbers or strings"),
     (["train", "{d}/text.npz"], "text.npz is not a readable .npz archive"),
     (["train", "{d}/truncated.npz"], "truncated.npz is not a readable .npz archive"),
     (["train", "{d}/good.csv", "--target", "label", "--loss", "mse"],

@@ -97,6 +97,19 @@ def test_bad_hyperparameters(net, data, kwargs, error, message):
     unchanged(net, before)
 
 
+@pytest.mark.parametrize("weights, message", [
+    ([1e39] + [1.0] * 19, "sample_weight contains infinity"),   # beyond float32
+    ([1e-50] + [0.0] * 19, "sums to zero"),                      # 0 in float32
+])
+def test_sample_weights_checked_in_the_model_dtype(data, weights, message):
+    X, y = data
+    net = fastbp.MLP([4, 5, 3], dtype="float32", random_state=0)
+    before = net.params_.copy()
+    with pytest.raises(ValueError, match=message):
+        net.fit(X, y, sample_weight=np.array(weights))
+    unchanged(net, before)
+
+
 @pytest.mark.parametrize("args, kwargs, error, message", [
     (([4],), {}, ValueError, "at least an input and an output"),
     (("64-10",), {}, TypeError, "sequence of ints"),

@@ -39,6 +39,31 @@ def test_digits_adam_with_validation(digits):
     assert all(s > 0 for s in h["samples_per_sec"])
 
 
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "binary_cross_entropy", "mse",
+                                  "poisson"])
+def test_validation_history_is_the_loss_and_score_on_it(loss):
+    """The validation loss and score of each epoch come from one forward pass;
+    they equal ``loss_and_grad`` (no L2 term) and ``score`` on the held-out set."""
+    from .conftest import make_targets
+    rng = np.random.default_rng(5)
+    X, X_val = rng.standard_normal((60, 4)), rng.standard_normal((30, 4))
+    y, y_val = make_targets(loss, 60, 3, rng), make_targets(loss, 30, 3, rng)
+    net = fastbp.MLP([4, 8, 3], loss=loss, random_state=0)
+    net.fit(X, y, epochs=2, batch_size=16, lr=0.01, alpha=0.5, validation_data=(X_val, y_val))
+    assert net.history_["val_loss"][-1] == pytest.approx(
+        net.loss_and_grad(X_val, y_val, alpha=0.0)[0], rel=1e-10)
+    from sklearn.metrics import accuracy_score, r2_score
+    if loss == "softmax_cross_entropy":
+        score = accuracy_score(y_val, net.predict_proba(X_val).argmax(axis=1))
+    elif loss == "binary_cross_entropy":
+        score = accuracy_score(y_val, (net.predict_proba(X_val) > 0.5).astype(int))
+    else:
+        logits = net.decision_function(X_val)
+        score = r2_score(y_val, np.exp(logits) if loss == "poisson" else logits)
+    assert net.history_["val_score"][-1] == pytest.approx(score, rel=1e-12)
+    assert net.score(X_val, y_val) == pytest.approx(score, rel=1e-12)
+
+
 def small_problem(rng, n=40):
     X = rng.standard_normal((n, 6))
     y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1).astype(int)

